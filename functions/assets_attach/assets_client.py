@@ -1,0 +1,211 @@
+"""The Assets and Jira REST calls (steps 1 and 3, attachment list, AQL, workspace discovery).
+
+Every call uses HTTP Basic auth with the secret's e-mail and API token, passed per request so that it can
+never reach the media host. A 401 refetches the secret once (it may have been rotated) and tries again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+
+from .atlassian_secret import AtlassianSecret, SecretSource
+from .errors import AtlassianAuthError, AtlassianError, ObjectNotFoundError
+from .http_session import API_READ_TIMEOUT, CONNECT_TIMEOUT
+
+T = TypeVar("T")
+
+
+class MediaCredentials(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    client_id: str = Field(alias="clientId", min_length=1)
+    media_base_url: str = Field(alias="mediaBaseUrl", min_length=1)
+    token: SecretStr = Field(alias="mediaJwtToken", min_length=1)
+
+
+class Attachment(BaseModel):
+    """An attachment bean as Assets returns it (``filesize`` is a human string like ``"1.2 MB"``)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", coerce_numbers_to_str=True)
+
+    id: str
+    filename: str
+    mime_type: str | None = Field(default=None, alias="mimeType")
+    filesize: str | None = None
+    comment: str | None = None
+
+
+def error_detail(response: requests.Response) -> str:
+    """A short, secret-free description of an error reply."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return response.reason or ""
+    if isinstance(body, dict):
+        messages = body.get("errorMessages") or body.get("message") or body.get("error") or ""
+        if isinstance(messages, list):
+            messages = "; ".join(str(m) for m in messages)
+        return str(messages)[:300]
+    return ""
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def raise_for_reply(response: requests.Response, step: str) -> None:
+    """Turn a non-2xx reply into the matching error; 429 and 5xx are retryable."""
+    status = response.status_code
+    if status < 300:
+        return
+    detail = error_detail(response)
+    kwargs: dict[str, Any] = {"step": step, "status": status, "retry_after": retry_after_seconds(response)}
+    if status in (401, 403):
+        raise AtlassianAuthError(
+            f"Atlassian refused the credentials{': ' + detail if detail else ''}", retryable=False, **kwargs
+        )
+    raise AtlassianError(
+        f"Atlassian answered {status}{': ' + detail if detail else ''}",
+        retryable=status == 429 or status >= 500,
+        **kwargs,
+    )
+
+
+def network_error(step: str, error: requests.RequestException) -> AtlassianError:
+    return AtlassianError(f"cannot reach Atlassian ({type(error).__name__})", step=step, retryable=True)
+
+
+class AssetsClient:
+    def __init__(self, session: requests.Session, api_base_url: str, secrets: SecretSource) -> None:
+        self._session = session
+        self._api = api_base_url.rstrip("/")
+        self._secrets = secrets
+        self._discovered: dict[str, str] = {}
+
+    # -- the calls -------------------------------------------------------------------------------------
+
+    def media_credentials(self, object_id: str) -> MediaCredentials:
+        """Step 1: a media JWT, client id and media URL for uploading to this object."""
+        reply = self._call("credentials", "GET", f"/attachments/object/{object_id}/credentials", object_id=object_id)
+        return _parse(_CREDENTIALS, reply, "credentials")
+
+    def link(
+        self, object_id: str, *, filename: str, content_type: str, media_id: str, size: int, comment: str
+    ) -> Attachment:
+        """Step 3: turn an uploaded media file into an attachment of the object."""
+        body = {
+            "attachments": [
+                {
+                    "contentType": content_type,
+                    "filename": filename,
+                    "mediaId": media_id,
+                    "size": size,
+                    "comment": comment,
+                }
+            ]
+        }
+        reply = self._call("link", "POST", f"/attachments/object/{object_id}", json=body, object_id=object_id)
+        created = reply.get("values", reply) if isinstance(reply, dict) else reply
+        if isinstance(created, dict):
+            created = [created]
+        attachments = _parse(_ATTACHMENTS, created, "link")
+        if not attachments:
+            raise AtlassianError("the link reply named no attachment", step="link", retryable=False)
+        return attachments[0]
+
+    def list_attachments(self, object_id: str) -> list[Attachment]:
+        reply = self._call("list", "GET", f"/attachments/object/{object_id}", object_id=object_id)
+        values = reply.get("values", []) if isinstance(reply, dict) else reply
+        return _parse(_ATTACHMENTS, values, "list")
+
+    def aql(self, query: str, max_results: int = 25) -> list[dict[str, Any]]:
+        """Objects matching an AQL query (first page)."""
+        params = {"startAt": 0, "maxResults": max_results}
+        reply = self._call("aql", "POST", "/object/aql", json={"qlQuery": query}, params=params)
+        values = reply.get("values") if isinstance(reply, dict) else None
+        return list(values or [])
+
+    def find_object_id(self, object_key: str) -> str:
+        """Resolve an object key such as ``HW-42`` through AQL."""
+        escaped = object_key.replace("\\", "\\\\").replace('"', '\\"')
+        values = self.aql(f'Key = "{escaped}"', max_results=2)
+        if not values:
+            raise ObjectNotFoundError(f"no Assets object has the key {object_key}", step="aql", field="objectKey")
+        return str(values[0]["id"])
+
+    def discover_workspace(self, site_url: str, secret: AtlassianSecret | None = None) -> str:
+        """``GET {siteUrl}/rest/servicedeskapi/assets/workspace``: the site's Assets workspace id."""
+        url = f"{site_url.rstrip('/')}/rest/servicedeskapi/assets/workspace"
+        reply = self._send("workspace", "GET", url, secret or self._secrets.get())
+        values = reply.get("values") if isinstance(reply, dict) else None
+        if not values or not values[0].get("workspaceId"):
+            raise AtlassianError(f"{site_url} has no Assets workspace", step="workspace", retryable=False)
+        return str(values[0]["workspaceId"])
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def workspace_id(self, secret: AtlassianSecret) -> str:
+        if secret.workspace_id:
+            return secret.workspace_id.strip()
+        site = str(secret.site_url)
+        if site not in self._discovered:
+            self._discovered[site] = self.discover_workspace(site, secret)
+        return self._discovered[site]
+
+    def _call(self, step: str, method: str, path: str, *, object_id: str | None = None, **kwargs: Any) -> Any:
+        """A workspace-relative call; on a 401, refetch the secret once and try again."""
+        secret = self._secrets.get()
+        for refreshed in (False, True):
+            url = f"{self._api}/jsm/assets/workspace/{self.workspace_id(secret)}/v1{path}"
+            try:
+                return self._send(step, method, url, secret, **kwargs)
+            except AtlassianAuthError as e:
+                if refreshed or e.status != 401:
+                    raise
+                secret = self._secrets.get(refresh=True)
+            except AtlassianError as e:
+                if e.status == 404 and object_id is not None:
+                    raise ObjectNotFoundError(
+                        f"Assets object {object_id} not found, or the workspace id is wrong: {e.message}",
+                        step=step,
+                        status=404,
+                        field="objectId",
+                    ) from e
+                raise
+        raise AssertionError("unreachable")
+
+    def _send(self, step: str, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
+        try:
+            response = self._session.request(
+                method,
+                url,
+                auth=secret.basic_auth,
+                timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT),
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.RequestException as e:
+            raise network_error(step, e) from e
+        raise_for_reply(response, step)
+        try:
+            return response.json()
+        except ValueError:
+            raise AtlassianError("Atlassian answered with no JSON", step=step, retryable=True) from None
+
+
+def _parse(adapter: TypeAdapter[T], data: Any, step: str) -> T:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError:
+        raise AtlassianError("Atlassian's reply had an unexpected shape", step=step, retryable=False) from None
+
+
+_CREDENTIALS = TypeAdapter(MediaCredentials)
+_ATTACHMENTS = TypeAdapter(list[Attachment])

@@ -1,0 +1,93 @@
+"""The Atlassian secret: from Secrets Manager (cached with a bounded age), or from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from .errors import ConfigError
+
+SECRET_MAX_AGE_SECONDS = 300
+
+
+class AtlassianSecret(BaseModel):
+    """``{"email", "apiToken", "workspaceId" | "siteUrl", "webhookTokens"}``; tokens never show in repr."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    email: str = Field(min_length=3)
+    api_token: SecretStr = Field(alias="apiToken", min_length=1)
+    workspace_id: str | None = Field(default=None, alias="workspaceId")
+    site_url: str | None = Field(default=None, alias="siteUrl", pattern=r"^https?://[^\s/]+/?$")
+    webhook_tokens: tuple[SecretStr, ...] = Field(default=(), alias="webhookTokens")
+
+    @model_validator(mode="after")
+    def _names_a_workspace(self) -> AtlassianSecret:
+        if not (self.workspace_id or self.site_url):
+            raise ValueError("give workspaceId, or siteUrl to discover it")
+        return self
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        return (self.email, self.api_token.get_secret_value())
+
+
+def parse_secret(data: Any, origin: str) -> AtlassianSecret:
+    try:
+        return AtlassianSecret.model_validate(data)
+    except ValidationError as e:
+        # Name the fields, never echo their values: the input holds the API token.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'secret'}: {err['msg']}"
+            for err in e.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"{origin} is not a valid Atlassian secret ({problems})") from None
+
+
+class SecretSource:
+    """Hands out the current secret; ``get(refresh=True)`` after a 401 picks up a rotated one."""
+
+    def __init__(
+        self,
+        secret_id: str | None,
+        *,
+        max_age: int = SECRET_MAX_AGE_SECONDS,
+        provider: SecretsProvider | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._secret_id = secret_id
+        self._max_age = max_age
+        self._provider = provider
+        self._env = env
+
+    def get(self, *, refresh: bool = False) -> AtlassianSecret:
+        if not self._secret_id:
+            return self._from_environment()
+        if self._provider is None:
+            self._provider = SecretsProvider()
+        try:
+            data = self._provider.get(self._secret_id, max_age=self._max_age, transform="json", force_fetch=refresh)
+        except TransformParameterError:
+            raise ConfigError(f"secret {self._secret_id} is not JSON") from None
+        except GetParameterError as e:
+            raise ConfigError(f"cannot read secret {self._secret_id}: {e}") from e
+        return parse_secret(data, f"secret {self._secret_id}")
+
+    def _from_environment(self) -> AtlassianSecret:
+        env = os.environ if self._env is None else self._env
+        missing = [n for n in ("ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN", "ASSETS_WORKSPACE_ID") if not env.get(n)]
+        if missing:
+            raise ConfigError(f"set ATLASSIAN_SECRET_ID, or {', '.join(missing)}")
+        return parse_secret(
+            {
+                "email": env["ATLASSIAN_EMAIL"],
+                "apiToken": env["ATLASSIAN_API_TOKEN"],
+                "workspaceId": env["ASSETS_WORKSPACE_ID"],
+            },
+            "the ATLASSIAN_* environment variables",
+        )

@@ -1,0 +1,165 @@
+"""``assets-attach``: upload a file, check a setup, find a workspace id. Same settings as the Lambda functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from .atlassian_secret import parse_secret
+from .attach import FileSource
+from .errors import (
+    AtlassianAuthError,
+    AtlassianError,
+    AttachError,
+    ConfigError,
+    MediaHostNotAllowedError,
+    ObjectNotFoundError,
+)
+from .local_source import LocalFile
+from .media_hosts import check_media_base_url
+from .object_ids import normalize_object_id, normalize_object_key
+from .runtime import Runtime, get_runtime
+from .s3_source import parse_s3_uri
+
+DOCTOR_QUERY = 'Key = "DOCTOR-1"'
+
+
+@dataclass(frozen=True)
+class WithProgress:
+    """A FileSource that reports progress on a terminal while its bytes stream."""
+
+    source: FileSource
+    out: TextIO
+
+    name = property(lambda self: self.source.name)
+    size = property(lambda self: self.source.size)
+    content_type = property(lambda self: self.source.content_type)
+    expected_md5 = property(lambda self: self.source.expected_md5)
+
+    def chunks(self) -> Iterator[bytes]:
+        sent, started, shown = 0, time.monotonic(), 0.0
+        for chunk in self.source.chunks():
+            sent += len(chunk)
+            now = time.monotonic()
+            if now - shown >= 0.5 or sent == self.size:
+                rate = sent / max(now - started, 1e-6) / 2**20
+                self.out.write(f"\r{sent / max(self.size, 1):6.1%}  {sent / 2**20:,.1f} MiB  {rate:,.1f} MiB/s")
+                self.out.flush()
+                shown = now
+            yield chunk
+        self.out.write("\n")
+
+
+def _object_id(runtime: Runtime, object_id: str | None, object_key: str | None) -> str:
+    if object_id is not None:
+        return normalize_object_id(object_id, "--object-id")
+    return runtime.assets.find_object_id(normalize_object_key(object_key, "--object-key"))
+
+
+def cmd_upload(args: argparse.Namespace, runtime: Runtime) -> int:
+    object_id = _object_id(runtime, args.object_id, args.object_key)
+    source: FileSource
+    if args.source.startswith("s3://"):
+        bucket, key = parse_s3_uri(args.source, "SOURCE")
+        source = runtime.s3.head(bucket, key)
+    else:
+        source = LocalFile.open(args.source)
+    if sys.stderr.isatty():
+        source = WithProgress(source, sys.stderr)
+    result = runtime.attacher.attach(object_id, source, filename=args.filename, comment=args.comment or "")
+    print(json.dumps(result.summary(), ensure_ascii=False))
+    return 0
+
+
+def _fix_hint(error: AttachError) -> str:
+    if isinstance(error, ConfigError):
+        return (
+            "set ATLASSIAN_SECRET_ID to the secret's name, or ATLASSIAN_EMAIL, ATLASSIAN_API_TOKEN, ASSETS_WORKSPACE_ID"
+        )
+    if isinstance(error, AtlassianAuthError):
+        return "check the e-mail and API token in the secret, and that this account may use Assets"
+    if isinstance(error, ObjectNotFoundError):
+        return "check workspaceId (`assets-attach workspace --site https://<site>.atlassian.net`) and the object id"
+    if isinstance(error, MediaHostNotAllowedError):
+        return "if Atlassian moved its media service, add the host to MEDIA_ALLOWED_HOSTS"
+    if isinstance(error, AtlassianError) and error.status is None:
+        return "check ASSETS_API_BASE_URL and that this machine reaches it"
+    return "see the README's troubleshooting section"
+
+
+def cmd_doctor(args: argparse.Namespace, runtime: Runtime) -> int:
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("settings", lambda: f"API {runtime.settings.assets_api_base_url}"),
+        ("secret", lambda: f"{runtime.secrets.get().email}"),
+        ("workspace", lambda: runtime.assets.workspace_id(runtime.secrets.get())),
+        ("authentication", lambda: f"AQL answered ({len(runtime.assets.aql(DOCTOR_QUERY, 1))} match)"),
+    ]
+    if args.object_id:
+        object_id = normalize_object_id(args.object_id, "--object-id")
+
+        def credentials() -> str:
+            creds = runtime.assets.media_credentials(object_id)
+            check_media_base_url(creds.media_base_url, runtime.settings.media_allowed_hosts)
+            return f"media service at {creds.media_base_url}"
+
+        checks.append((f"object {object_id}", credentials))
+    failed = 0
+    for name, check in checks:
+        try:
+            print(f"ok    {name}: {check()}")
+        except AttachError as e:
+            failed += 1
+            print(f"FAIL  {name}: {e}\n      fix: {_fix_hint(e)}")
+            if name in ("settings", "secret"):
+                break
+    return 1 if failed else 0
+
+
+def cmd_workspace(args: argparse.Namespace, runtime: Runtime) -> int:
+    if runtime.settings.atlassian_secret_id:
+        secret = runtime.secrets.get()
+    else:
+        env = {"email": os.environ.get("ATLASSIAN_EMAIL"), "apiToken": os.environ.get("ATLASSIAN_API_TOKEN")}
+        secret = parse_secret({**env, "siteUrl": args.site}, "ATLASSIAN_EMAIL and ATLASSIAN_API_TOKEN")
+    print(runtime.assets.discover_workspace(args.site, secret))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assets-attach", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    upload = commands.add_parser("upload", help="attach a file from S3 or a local path to an Assets object")
+    upload.add_argument("source", metavar="SOURCE", help="s3://bucket/key or a local path")
+    target = upload.add_mutually_exclusive_group(required=True)
+    target.add_argument("--object-id", help="Assets object id: 1234 or <workspaceId>:1234")
+    target.add_argument("--object-key", help="Assets object key such as HW-42 (resolved through AQL)")
+    upload.add_argument("--filename", help="name shown in Assets (default: the file's own name)")
+    upload.add_argument("--comment", help="attachment comment")
+    upload.set_defaults(run=cmd_upload)
+
+    doctor = commands.add_parser("doctor", help="check the settings, the secret and access to Atlassian")
+    doctor.add_argument("--object-id", help="also fetch upload credentials for this object")
+    doctor.set_defaults(run=cmd_doctor)
+
+    workspace = commands.add_parser("workspace", help="print the Assets workspace id of a Jira site")
+    workspace.add_argument("--site", required=True, help="https://<site>.atlassian.net")
+    workspace.set_defaults(run=cmd_workspace)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args, get_runtime()))
+    except AttachError as e:
+        print(f"assets-attach: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

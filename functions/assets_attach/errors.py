@@ -1,0 +1,115 @@
+"""The one family of errors the engine raises.
+
+Adapters translate what they catch (botocore ``ClientError``, non-2xx replies, socket errors) into these,
+with ``raise ... from``. Each error says which step failed, the HTTP status where there was one, whether a
+retry can help, and a machine-readable ``code``. Messages never carry a token, JWT or Authorization header.
+The webhook maps them to HTTP answers and the worker to retry-or-fail, each in one place.
+"""
+
+from __future__ import annotations
+
+
+class AttachError(Exception):
+    """Base class: something stopped a file from becoming an attachment."""
+
+    code = "attach_failed"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.step = step
+        self.status = status
+        self.field = field
+        self.retry_after = retry_after
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        where = f"{self.step}: " if self.step else ""
+        status = f" (HTTP {self.status})" if self.status else ""
+        return f"{where}{self.message}{status}"
+
+
+class ConfigError(AttachError):
+    """A setting or the secret is missing or malformed."""
+
+    code = "config_error"
+
+
+class BadRequestError(AttachError):
+    """The caller named something that cannot be attached (bad object id, unknown bucket...)."""
+
+    code = "bad_request"
+
+
+class BucketNotAllowedError(AttachError):
+    code = "bucket_not_allowed"
+
+
+class SourceNotFoundError(AttachError):
+    """The S3 object (or local file) does not exist."""
+
+    code = "source_not_found"
+
+
+class SourceAccessError(AttachError):
+    """The S3 object exists but this role may not read it."""
+
+    code = "source_access_denied"
+
+
+class SourceChangedError(AttachError):
+    """The S3 object changed or vanished since the request was accepted."""
+
+    code = "source_changed"
+
+
+class FileTooLargeError(AttachError):
+    code = "file_too_large"
+
+
+class ObjectNotFoundError(AttachError):
+    """No Assets object answers to the given id or key."""
+
+    code = "object_not_found"
+
+
+class MediaHostNotAllowedError(AttachError):
+    """The credentials named a media host outside MEDIA_ALLOWED_HOSTS; the JWT was not sent."""
+
+    code = "media_host_not_allowed"
+
+
+class IntegrityError(AttachError):
+    """The bytes sent differ from the S3 object (count, MD5, or the size the media service reports)."""
+
+    code = "integrity_mismatch"
+
+
+class AtlassianError(AttachError):
+    """Atlassian answered with an error status or could not be reached."""
+
+    code = "atlassian_error"
+
+
+class AtlassianAuthError(AtlassianError):
+    """401/403 from the Assets API: the e-mail, API token or its scopes are wrong."""
+
+    code = "atlassian_auth_failed"
+
+
+class MediaTokenExpiredError(AtlassianError):
+    """The media service rejected the JWT: fresh credentials (step 1) fix it."""
+
+    code = "media_token_expired"
+    retryable = True

@@ -1,0 +1,69 @@
+"""The one ``requests.Session`` the engine talks to Atlassian through: pooled, with timeouts and retries.
+
+urllib3's ``Retry`` handles what is safe to repeat inside one call: connection failures, and 429/5xx on
+GET (credentials, attachment list, workspace). POSTs are never repeated here: a streamed upload cannot
+be replayed and a link must not happen twice; the caller decides (the worker re-queues the job).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.util.retry import Retry
+
+from . import __version__
+
+CONNECT_TIMEOUT = 10.0
+API_READ_TIMEOUT = 60.0
+# After the last byte of a large upload the media service may take a while to answer.
+UPLOAD_READ_TIMEOUT = 300.0
+# A Retry-After longer than this is not slept through inside an invocation; the error carries it instead.
+MAX_INLINE_WAIT_SECONDS = 5.0
+USER_AGENT = f"assets-attach/{__version__}"
+
+
+class BoundedRetry(Retry):
+    """urllib3 Retry that waits out a short Retry-After but hands a long one back to the caller."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        wait = self.get_retry_after(response) if response is not None else None
+        if wait is not None and wait > MAX_INLINE_WAIT_SECONDS and _pool is not None:
+            raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:.0f}s is too long to wait inline"))
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def new_session() -> requests.Session:
+    retry = BoundedRetry(
+        total=3,
+        connect=3,
+        read=0,
+        status=2,
+        backoff_factor=0.5,
+        backoff_max=MAX_INLINE_WAIT_SECONDS,
+        backoff_jitter=0.25,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=4)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    session.headers["Accept"] = "application/json"
+    return session

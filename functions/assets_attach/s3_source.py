@@ -1,0 +1,117 @@
+"""S3 objects as attachment sources: ``HeadObject`` for what they are, a streamed ``GetObject`` for their bytes.
+
+A job pins the object it accepted: by ``VersionId`` where the bucket is versioned, else by ``ETag``
+(``If-Match``). Content that changed or vanished since then is a ``SourceChangedError``, never a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import AttachError, BadRequestError, SourceAccessError, SourceChangedError, SourceNotFoundError
+from .integrity import md5_from_etag
+
+CHUNK_SIZE = 1024 * 1024
+_MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
+_DENIED = {"403", "AccessDenied", "AllAccessDisabled"}
+_CHANGED = {"412", "PreconditionFailed"}
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One version of one S3 object, as ``HeadObject`` described it."""
+
+    bucket: str
+    key: str
+    size: int
+    content_type: str | None
+    etag: str | None
+    version_id: str | None
+    metadata: dict[str, str]
+    server_side_encryption: str | None = None
+    client: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1] or self.key
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def expected_md5(self) -> str | None:
+        return md5_from_etag(self.etag, self.server_side_encryption)
+
+    def pin(self) -> dict[str, str]:
+        """GetObject/HeadObject arguments that address exactly this content."""
+        if self.version_id and self.version_id != "null":
+            return {"VersionId": self.version_id}
+        return {"IfMatch": self.etag} if self.etag else {}
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.pin())
+            body = reply["Body"]
+            try:
+                yield from body.iter_chunks(CHUNK_SIZE)
+            finally:
+                body.close()
+        except ClientError as e:
+            raise _translate(e, self.uri, "s3-read", changed=True) from e
+        except BotoCoreError as e:
+            raise AttachError(f"reading {self.uri} failed ({type(e).__name__})", step="s3-read", retryable=True) from e
+
+
+def _translate(error: ClientError, uri: str, step: str, *, changed: bool) -> AttachError:
+    code = _error_code(error)
+    if code in _CHANGED or (changed and code in _MISSING):
+        return SourceChangedError(f"{uri} changed or vanished since the request was accepted", step=step)
+    if code in _MISSING:
+        return SourceNotFoundError(f"{uri} does not exist", step=step, status=404, field="key")
+    if code in _DENIED:
+        return SourceAccessError(f"no permission to read {uri}", step=step, status=403, field="bucket")
+    return AttachError(f"S3 answered {code or 'an error'} for {uri}", step=step, retryable=True)
+
+
+class S3Source:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def head(self, bucket: str, key: str, *, pin: dict[str, str] | None = None) -> S3Object:
+        """Describe the object; with ``pin`` (from ``S3Object.pin()``), fail if it is no longer that content."""
+        uri = f"s3://{bucket}/{key}"
+        try:
+            reply = self._client.head_object(Bucket=bucket, Key=key, **(pin or {}))
+        except ClientError as e:
+            raise _translate(e, uri, "s3-head", changed=bool(pin)) from e
+        except BotoCoreError as e:
+            raise AttachError(f"cannot reach S3 for {uri} ({type(e).__name__})", step="s3-head", retryable=True) from e
+        return S3Object(
+            bucket=bucket,
+            key=key,
+            size=int(reply["ContentLength"]),
+            content_type=reply.get("ContentType"),
+            etag=reply.get("ETag"),
+            version_id=reply.get("VersionId"),
+            metadata={k.lower(): v for k, v in (reply.get("Metadata") or {}).items()},
+            server_side_encryption=reply.get("ServerSideEncryption"),
+            client=self._client,
+        )
+
+
+def parse_s3_uri(uri: str, field: str = "s3Uri") -> tuple[str, str]:
+    """``s3://bucket/path/file.pdf`` → ``("bucket", "path/file.pdf")``."""
+    prefix = "s3://"
+    bucket, _, key = uri[len(prefix) :].partition("/") if uri.startswith(prefix) else ("", "", "")
+    if not bucket or not key:
+        raise BadRequestError("must look like s3://bucket/path/file", field=field)
+    return bucket, key

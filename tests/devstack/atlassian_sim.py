@@ -1,0 +1,1165 @@
+"""A local stand-in for the Atlassian APIs that attach files to Jira Service Management Assets objects.
+
+One real HTTP/1.1 server on 127.0.0.1 plays both ``https://api.atlassian.com`` (the Assets API) and the Jira
+site, and it enforces what the real services enforce:
+
+1. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}/credentials`` (Basic) -> media JWT + client id
+2. ``POST /media/file?name=...`` (Bearer + ``X-Client-Id``; or ``/media/file/binary`` when so configured) ->
+   the file, as a one-part ``multipart/form-data`` body with a ``Content-Length``; parsed as a stream
+3. ``POST /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> links uploaded media
+4. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> the object's attachments
+5. ``POST /jsm/assets/workspace/{W}/v1/object/aql`` (Basic) -> ``Key = "HW-42"`` style lookups
+6. ``GET  /rest/servicedeskapi/assets/workspace`` (Basic) -> workspace discovery
+
+Faults (error statuses, ``Retry-After``, delays, dropped connections, replies lost after a successful link)
+are queued per step with :meth:`AtlassianSimulator.inject`.
+
+Run ``python -m devstack.atlassian_sim --port 0 --object 1234:HW-42`` to serve it from its own process: it
+prints one JSON line with its URLs and credentials, then serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import html
+import json
+import re
+import secrets
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+__all__ = ["STEPS", "AtlassianSimulator", "Fault", "SimAttachment", "SimRequest", "SimUpload"]
+
+STEPS = frozenset({"credentials", "upload", "link", "list", "aql", "workspace"})
+
+READ_CHUNK = 1 << 20  # socket reads while streaming an upload
+HEAD_LIMIT = 64 << 10  # preamble + the part's headers must fit in this
+SMALL_BODY_LIMIT = 10 << 20  # JSON bodies are read whole, up to this
+DRAIN_KEEPALIVE_LIMIT = 1 << 20  # an unread body up to this is read and dropped; a larger one closes
+LINGER_SECONDS = 30.0  # how long a rejected upload's body is still read (and dropped) after the answer
+IDLE_TIMEOUT = 60.0  # per-connection socket timeout
+
+_BASIC_401 = {"code": 401, "message": "Unauthorized; scope does not match"}
+_AQL_RE = re.compile(
+    r"""^\s*(?:key|objectkey)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"']+))\s*$""", re.IGNORECASE | re.DOTALL
+)
+_PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_ASSETS_RE = re.compile(r"^/jsm/assets/workspace/([^/]+)/v1/(.*)$")
+_OBJECT_ATTACH_RE = re.compile(r"^attachments/object/([^/]+)(/credentials)?$")
+
+
+# --------------------------------------------------------------------------------------------- public types
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do instead of (or after) serving the next matching request(s) of a step.
+
+    ``status``: answer this status with a JSON error body instead of serving.
+    ``retry_after``: send ``Retry-After`` (whole numbers as an integer string).
+    ``delay_seconds``: sleep before answering (after the request body has been read, when it is read).
+    ``drop_after_bytes``: close the connection abruptly (RST) without answering; on ``upload`` after reading
+    that many body bytes, on other steps after reading the (small) request body.
+    ``after_success``: ``link`` only; perform the real link, then answer ``status`` or drop.
+    ``times``: how many requests of the step it applies to.
+    """
+
+    status: int | None = None
+    retry_after: float | None = None
+    delay_seconds: float = 0
+    drop_after_bytes: int | None = None
+    after_success: bool = False
+    times: int = 1
+
+
+@dataclass(frozen=True)
+class SimUpload:
+    media_id: str
+    object_id: str
+    name: str
+    part_filename: str | None
+    part_filename_star: str | None
+    content_type: str | None
+    size: int
+    sha256: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SimAttachment:
+    id: int
+    object_id: str
+    filename: str
+    mime_type: str
+    size: int
+    comment: str
+    media_id: str
+    sha256: str
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class SimRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int | None  # None: the connection was dropped without an answer
+
+
+@dataclass(frozen=True)
+class _SimObject:
+    object_id: str
+    object_key: str
+    label: str
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.payload = payload
+        self.headers = headers or {}
+
+
+class _ClientGone(Exception):
+    """The client closed the connection or stalled before sending its whole body."""
+
+
+def _error(status: int, message: str, errors: dict[str, str] | None = None) -> _HttpError:
+    return _HttpError(status, {"errorMessages": [message], "errors": errors or {}})
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _now_iso() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _header_params(value: str) -> tuple[str, dict[str, str]]:
+    """``form-data; name="file"; filename="a b"`` -> ("form-data", {...}); values as received, unquoted."""
+    main, _, _rest = value.partition(";")
+    params: dict[str, str] = {}
+    for match in _PARAM_RE.finditer(value[len(main) :]):
+        raw = match.group(2).strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1]
+        params.setdefault(match.group(1).lower(), raw)
+    return main.strip().lower(), params
+
+
+def _format_retry_after(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+# --------------------------------------------------------------------------------------------- HTTP server
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sim: AtlassianSimulator) -> None:
+        self.sim = sim
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AtlassianSim/1.0"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT
+
+    sim: AtlassianSimulator
+    _expect_continue: bool
+    _continue_sent: bool
+    _body_remaining: int | None  # None: no Content-Length (chunked or unknown)
+    _body_done: bool
+    _status: int | None
+    _delay: float
+
+    # ----------------------------------------------------------------------------------------- plumbing
+
+    def setup(self) -> None:
+        super().setup()
+        self.sim = cast(_Server, self.server).sim
+        self.sim._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.sim._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def parse_request(self) -> bool:
+        self._expect_continue = False
+        self._continue_sent = False
+        return super().parse_request()
+
+    def handle_expect_100(self) -> bool:
+        # Defer "100 Continue" until the request's headers have been checked, so that a rejected upload is
+        # answered before its body is sent (curl waits for it; requests never asks).
+        self._expect_continue = True
+        return True
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def _send_continue(self) -> None:
+        if self._expect_continue and not self._continue_sent:
+            self._continue_sent = True
+            self.send_response_only(100)
+            self.end_headers()
+
+    def _reply(self, status: int, payload: Any, headers: dict[str, str] | None = None, *, close: bool = False) -> None:
+        if self._delay > 0:
+            time.sleep(self._delay)
+            self._delay = 0
+        if not self._body_done and not close:
+            # An unread body: read and drop a small one, else answer and close (see _linger).
+            small = self._body_remaining is not None and self._body_remaining <= DRAIN_KEEPALIVE_LIMIT
+            if small and (self._continue_sent or not self._expect_continue):
+                try:
+                    self._discard_body()
+                except (_ClientGone, OSError):
+                    close = True
+            else:
+                close = True
+        body = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self._status = status
+        try:
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+            return
+        if close and not self._body_done:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Answer first, then keep reading (and dropping) whatever body the client still sends.
+
+        ``requests`` writes the whole body before it reads any answer. Closing a socket that still holds
+        unread bytes makes the kernel send an RST, and the client, still writing, gets EPIPE/ECONNRESET.
+        Measured with requests 2.34 / urllib3 2.8 on Linux: a 401 answered early on a 32 MiB body is seen as
+        a 401 even without this drain, because urllib3 2.x swallows EPIPE/ECONNRESET while sending and then
+        reads the answer already queued; urllib3 1.x and other clients raise ``ConnectionError`` instead,
+        and an RST that arrives before the answer is read may discard it. Draining until the client closes
+        (it does once it has read the answer, which says ``Connection: close``) makes the status reliable.
+        A curl upload that sent ``Expect: 100-continue`` gets the answer without any body being sent.
+        """
+        conn = self.connection
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+        scratch = bytearray(READ_CHUNK)
+        deadline = time.monotonic() + LINGER_SECONDS
+        try:
+            conn.settimeout(5.0)
+            while time.monotonic() < deadline:
+                if not self.rfile.readinto1(scratch):
+                    break
+        except OSError:
+            pass
+        self._body_done = True
+
+    def _abort(self) -> None:
+        """Close the connection abruptly (RST), without answering."""
+        self._status = None
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+    def _read_into(self, view: memoryview) -> int:
+        """Read up to len(view) body bytes (bounded by Content-Length); 0 once the body is complete."""
+        remaining = self._body_remaining
+        if remaining is None:
+            raise AssertionError("no Content-Length")
+        want = min(len(view), remaining)
+        if want == 0:
+            self._body_done = True
+            return 0
+        try:
+            got = self.rfile.readinto(view[:want])
+        except OSError as exc:
+            raise _ClientGone from exc
+        if not got:
+            raise _ClientGone
+        self._body_remaining = remaining - got
+        if self._body_remaining == 0:
+            self._body_done = True
+        return got
+
+    def _discard_body(self) -> None:
+        scratch = memoryview(bytearray(min(READ_CHUNK, max(self._body_remaining or 0, 1))))
+        while self._read_into(scratch):
+            pass
+
+    def _read_small_body(self) -> bytes:
+        te = self.headers.get("Transfer-Encoding")
+        if te is not None:
+            if te.strip().lower() != "chunked":
+                raise _HttpError(501, {"errorMessages": [f"Transfer-Encoding {te!r} is not supported"]})
+            self._send_continue()
+            return self._read_chunked_body()
+        length = self._content_length()
+        if length is None or length == 0:
+            self._body_done = True
+            return b""
+        if length > SMALL_BODY_LIMIT:
+            raise _error(413, "Request body too large")
+        self._send_continue()
+        out = bytearray(length)
+        view = memoryview(out)
+        got = 0
+        while got < length:
+            got += self._read_into(view[got:])
+        return bytes(out)
+
+    def _read_chunked_body(self) -> bytes:
+        out = bytearray()
+        try:
+            while True:
+                line = self.rfile.readline(1024)
+                if not line.endswith(b"\n"):
+                    raise _ClientGone
+                size = int(line.split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline(1024).strip():
+                        pass
+                    break
+                if len(out) + size > SMALL_BODY_LIMIT:
+                    raise _error(413, "Request body too large")
+                data = self.rfile.read(size + 2)
+                if len(data) != size + 2:
+                    raise _ClientGone
+                out += data[:size]
+        except ValueError as exc:
+            raise _error(400, "Malformed chunked body") from exc
+        except OSError as exc:
+            raise _ClientGone from exc
+        self._body_done = True
+        return bytes(out)
+
+    def _content_length(self) -> int | None:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return None
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = -1
+        if value < 0 or not raw.strip().isdigit():
+            raise _error(400, "Invalid Content-Length")
+        return value
+
+    # ----------------------------------------------------------------------------------------- dispatch
+
+    def _route(self, method: str, path: str) -> tuple[str, Callable[..., tuple[int, Any]], tuple[str, ...]] | None:
+        sim = self.sim
+        if path == f"/media{sim.upload_path}":
+            return ("upload", self._upload, ()) if method == "POST" else None
+        if path == "/rest/servicedeskapi/assets/workspace":
+            return ("workspace", self._workspace, ()) if method == "GET" else None
+        match = _ASSETS_RE.match(path)
+        if not match:
+            return None
+        workspace, rest = unquote(match.group(1)), match.group(2)
+        if rest == "object/aql":
+            return ("aql", self._aql, (workspace,)) if method == "POST" else None
+        obj = _OBJECT_ATTACH_RE.match(rest)
+        if not obj:
+            return None
+        object_id = unquote(obj.group(1))
+        if obj.group(2):
+            return ("credentials", self._credentials, (workspace, object_id)) if method == "GET" else None
+        if method == "GET":
+            return "list", self._list, (workspace, object_id)
+        if method == "POST":
+            return "link", self._link, (workspace, object_id)
+        return None
+
+    def _dispatch(self) -> None:
+        self._status = None
+        self._delay = 0
+        self._body_done = False
+        try:
+            self._body_remaining = self._content_length()
+        except _HttpError:
+            self._body_remaining = None
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        headers = self._recorded_headers(redact=True)
+        try:
+            self._serve(url.path, query)
+        except _HttpError as exc:
+            self._reply(exc.status, exc.payload, exc.headers)
+        except _ClientGone:
+            self._abort()
+        finally:
+            self.sim._record(SimRequest(self.command, url.path, query, headers, self._status))
+
+    def _serve(self, path: str, query: dict[str, str]) -> None:
+        route = self._route(self.command, path)
+        if route is None:
+            raise _error(404, f"No route for {self.command} {path}")
+        step, handler, params = route
+        fault = self.sim._take_fault(step)
+        if step != "upload":
+            body = self._read_small_body()
+        if fault is not None:
+            self._delay = fault.delay_seconds
+            if not fault.after_success:
+                if fault.drop_after_bytes is not None:
+                    self._drop(fault.drop_after_bytes if step == "upload" else 0)
+                    return
+                if fault.status is not None:
+                    self._reply_fault(fault, close=step == "upload")
+                    return
+        if step == "upload":
+            status, payload = handler(query)
+        else:
+            status, payload = handler(*params, query=query, body=body)
+        if fault is not None and fault.after_success:
+            if fault.drop_after_bytes is not None:
+                if self._delay > 0:
+                    time.sleep(self._delay)
+                self._abort()
+                return
+            if fault.status is not None:
+                self._reply_fault(fault)
+                return
+        self._reply(status, payload)
+
+    def _reply_fault(self, fault: Fault, *, close: bool = False) -> None:
+        status = cast(int, fault.status)
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = _format_retry_after(fault.retry_after)
+        payload = {"errorMessages": [f"Simulated fault: HTTP {status}"], "errors": {}}
+        self._reply(status, payload, headers, close=close)
+
+    def _drop(self, after_bytes: int) -> None:
+        if self._delay > 0:
+            time.sleep(self._delay)
+        if not self._body_done and after_bytes > 0:
+            self._send_continue()
+            scratch = memoryview(bytearray(min(READ_CHUNK, after_bytes)))
+            left = after_bytes
+            with contextlib.suppress(_ClientGone, OSError):
+                while left > 0:
+                    if self._body_remaining is None:
+                        got = self.rfile.readinto1(scratch[: min(left, len(scratch))])
+                    else:
+                        got = self._read_into(scratch[: min(left, len(scratch))])
+                    if not got:
+                        break
+                    left -= got
+        self._abort()
+
+    def _recorded_headers(self, *, redact: bool) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in self.headers.items():
+            if name.lower() == "authorization":
+                if not redact:
+                    continue
+                value = value.strip().split(" ", 1)[0]
+            out[name] = f"{out[name]}, {value}" if name in out else value
+        return out
+
+    # ----------------------------------------------------------------------------------------- auth
+
+    def _require_basic(self) -> None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            email, sep, token = decoded.partition(":")
+            if sep and self.sim._check_basic(email, token):
+                return
+        raise _HttpError(401, _BASIC_401, {"WWW-Authenticate": 'Basic realm="Atlassian"'})
+
+    def _require_bearer(self) -> dict[str, Any]:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _error(401, "Missing Bearer token")
+        return self.sim._verify_jwt(token.strip())
+
+    def _require_workspace(self, workspace: str) -> None:
+        if workspace != self.sim.workspace_id:
+            raise _error(404, f"TCS 404 workspace not found: {workspace}")
+
+    def _require_object(self, object_id: str) -> None:
+        if not self.sim._has_object(object_id):
+            raise _error(404, f"No object found with id {object_id}")
+
+    # ----------------------------------------------------------------------------------------- steps
+
+    def _credentials(self, workspace: str, object_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self._require_basic()
+        self._require_workspace(workspace)
+        self._require_object(object_id)
+        sim = self.sim
+        return 200, {
+            "clientId": sim.client_id,
+            "mediaBaseUrl": sim.media_base_url,
+            "mediaJwtToken": sim._issue_jwt(object_id),
+        }
+
+    def _list(self, workspace: str, object_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self._require_basic()
+        self._require_workspace(workspace)
+        self._require_object(object_id)
+        return 200, [self.sim._bean(a) for a in self.sim.attachments(object_id)]
+
+    def _workspace(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self._require_basic()
+        return 200, {
+            "size": 1,
+            "start": 0,
+            "limit": 50,
+            "isLastPage": True,
+            "values": [{"workspaceId": self.sim.workspace_id}],
+        }
+
+    def _json_body(self, body: bytes) -> Any:
+        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            raise _error(415, f"Content-Type must be application/json, not {ctype or 'missing'}")
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _error(400, f"Request body is not valid JSON: {exc}") from exc
+
+    def _aql(self, workspace: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self._require_basic()
+        self._require_workspace(workspace)
+        data = self._json_body(body)
+        ql = data.get("qlQuery") if isinstance(data, dict) else None
+        if not isinstance(ql, str):
+            raise _error(400, "qlQuery: a string is required", {"qlQuery": "required"})
+        try:
+            start_at = int(query.get("startAt", "0"))
+            max_results = int(query.get("maxResults", "25"))
+        except ValueError as exc:
+            raise _error(400, "startAt and maxResults must be integers") from exc
+        if start_at < 0 or max_results < 0:
+            raise _error(400, "startAt and maxResults must not be negative")
+        match = _AQL_RE.match(ql)
+        if not match:
+            raise _error(400, f"AQL could not be parsed by the simulator: {ql!r}")
+        key = match.group(1) if match.group(1) is not None else match.group(2)
+        key = re.sub(r"\\(.)", r"\1", key)
+        found = self.sim._objects_by_key(key)
+        page = found[start_at : start_at + max_results]
+        return 200, {
+            "startAt": start_at,
+            "maxResults": max_results,
+            "total": len(found),
+            "isLast": start_at + len(page) >= len(found),
+            "values": [
+                {
+                    "workspaceId": self.sim.workspace_id,
+                    "globalId": f"{self.sim.workspace_id}:{o.object_id}",
+                    "id": o.object_id,
+                    "label": o.label,
+                    "objectKey": o.object_key,
+                }
+                for o in page
+            ],
+        }
+
+    def _link(self, workspace: str, object_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self._require_basic()
+        self._require_workspace(workspace)
+        self._require_object(object_id)
+        data = self._json_body(body)
+        items = data.get("attachments") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not items:
+            raise _error(400, "attachments: a non-empty list is required", {"attachments": "required"})
+        wanted: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise _error(400, f"attachments[{index}] must be an object")
+            for name, kind in (
+                ("contentType", str),
+                ("filename", str),
+                ("mediaId", str),
+                ("size", int),
+                ("comment", str),
+            ):
+                field = f"attachments[{index}].{name}"
+                if name not in item:
+                    raise _error(400, f"{field} is required", {field: "required"})
+                value = item[name]
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    raise _error(400, f"{field} must be a {kind.__name__}", {field: "wrong type"})
+            wanted.append(item)
+        beans = self.sim._link(object_id, wanted)
+        return 201, beans
+
+    def _upload(self, query: dict[str, str]) -> tuple[int, Any]:
+        """Check the headers, then stream the body through a one-part multipart parser."""
+        claims = self._require_bearer()
+        client_id = self.headers.get("X-Client-Id")
+        if client_id != claims.get("clientId"):
+            raise _error(403, "X-Client-Id does not match the token's client")
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise _error(411, "Transfer-Encoding is not accepted; send a Content-Length")
+        if self._body_remaining is None:
+            raise _error(411, "Content-Length is required")
+        ctype, params = _header_params(self.headers.get("Content-Type") or "")
+        if ctype != "multipart/form-data":
+            raise _error(415, f"Content-Type must be multipart/form-data, not {ctype or 'missing'}")
+        boundary = params.get("boundary", "")
+        if not boundary or len(boundary) > 70 or not boundary.isascii():
+            raise _error(400, "multipart/form-data needs a boundary of 1 to 70 ASCII characters")
+        name = query.get("name")
+        if not name:
+            raise _error(400, "The name query parameter is required")
+
+        self._send_continue()
+        try:
+            part, size, digest = self._stream_one_part(boundary.encode("ascii"))
+        except _HttpError:
+            if not self._body_done:
+                self._discard_body()
+            raise
+        _disposition, dparams = part
+        content_type = dparams.pop("\0content-type", None)
+        media_id = str(uuid.uuid4())
+        upload = SimUpload(
+            media_id=media_id,
+            object_id=str(claims["objectId"]),
+            name=name,
+            part_filename=dparams.get("filename"),
+            part_filename_star=dparams.get("filename*"),
+            content_type=content_type,
+            size=size,
+            sha256=digest,
+            headers=self._recorded_headers(redact=False),
+        )
+        self.sim._add_upload(upload)
+        return 201, {
+            "data": {
+                "id": media_id,
+                "name": name,
+                "size": size,
+                "mimeType": content_type or "application/octet-stream",
+                "processingStatus": "pending",
+                "artifacts": {},
+                "representations": {},
+            }
+        }
+
+    def _stream_one_part(self, boundary: bytes) -> tuple[tuple[str, dict[str, str]], int, str]:
+        """Parse a body of exactly one part named ``file`` without holding it: returns headers, size, sha256.
+
+        The only per-chunk work is one ``bytearray.find`` for the delimiter and one sha256 update over a
+        memoryview; the last ``len(delimiter) - 1`` bytes of each chunk are carried over so that a delimiter
+        split across two reads is still found.
+        """
+        dash = b"--" + boundary
+        delim = b"\r\n" + dash
+        buf = bytearray(HEAD_LIMIT + READ_CHUNK)
+        view = memoryview(buf)
+        n = 0
+        # Phase 1: preamble, first boundary, the part's headers.
+        while True:
+            if n >= len(dash) + 2 or self._body_remaining == 0:
+                parsed = self._parse_head(buf, n, dash, delim)
+                if parsed is not None:
+                    part, body_start = parsed
+                    break
+            if self._body_remaining == 0:
+                raise _error(400, "Malformed multipart body: no part found")
+            if n >= HEAD_LIMIT:
+                raise _error(400, "Malformed multipart body: no boundary or part headers too large")
+            n += self._read_into(view[n:HEAD_LIMIT])
+
+        # Phase 2: the part's content, up to the next delimiter.
+        carried = n - body_start
+        buf[:carried] = bytes(view[body_start:n])
+        n = carried
+        keep = len(delim) - 1
+        hasher = hashlib.sha256()
+        size = 0
+        while True:
+            found = buf.find(delim, 0, n)
+            if found >= 0:
+                hasher.update(view[:found])
+                size += found
+                after = found + len(delim)
+                break
+            if self._body_remaining == 0:
+                raise _error(400, "Malformed multipart body: the closing boundary is missing")
+            if n > keep:
+                safe = n - keep
+                hasher.update(view[:safe])
+                size += safe
+                buf[:keep] = bytes(view[safe:n])
+                n = keep
+            n += self._read_into(view[n : n + READ_CHUNK])
+
+        # Phase 3: "--" closes the body; anything else starts another part.
+        while n - after < 2 and self._body_remaining:
+            n += self._read_into(view[n : after + 2])
+        if bytes(view[after : after + 2]) != b"--":
+            raise _error(400, "Exactly one multipart part (named 'file') is expected")
+        self._discard_body()  # epilogue, if any
+        return part, size, hasher.hexdigest()
+
+    @staticmethod
+    def _parse_head(buf: bytearray, n: int, dash: bytes, delim: bytes) -> tuple[tuple[str, dict[str, str]], int] | None:
+        """Find the first part's headers in buf[:n]; None when more bytes are needed."""
+        if buf.startswith(dash):
+            pos = len(dash)
+        else:
+            found = buf.find(delim, 0, n)
+            if found < 0:
+                return None
+            pos = found + len(delim)
+        if n - pos < 2:
+            return None
+        if buf[pos : pos + 2] == b"--":
+            raise _error(400, "Malformed multipart body: it has no part")
+        while pos < n and buf[pos] in (0x20, 0x09):
+            pos += 1
+        if n - pos < 2:
+            return None
+        if buf[pos : pos + 2] != b"\r\n":
+            raise _error(400, "Malformed multipart body: bad boundary line")
+        start = pos + 2
+        if buf[start : start + 2] == b"\r\n":
+            end, body_start = start, start + 2
+        else:
+            end = buf.find(b"\r\n\r\n", start, n)
+            if end < 0:
+                return None
+            body_start = end + 4
+        raw = bytes(buf[start:end])
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        headers: dict[str, str] = {}
+        for line in text.split("\r\n"):
+            name, sep, value = line.partition(":")
+            if not sep:
+                if line.strip():
+                    raise _error(400, f"Malformed part header: {line[:80]!r}")
+                continue
+            headers[name.strip().lower()] = value.strip()
+        disposition, params = _header_params(headers.get("content-disposition", ""))
+        if disposition != "form-data":
+            raise _error(400, "The part needs Content-Disposition: form-data")
+        if params.get("name") != "file":
+            raise _error(400, f"The part must be named 'file', not {params.get('name')!r}")
+        if "filename" not in params and "filename*" not in params:
+            raise _error(400, "The 'file' part needs a filename")
+        if "content-type" in headers:
+            params["\0content-type"] = headers["content-type"]
+        return (disposition, params), body_start
+
+
+# --------------------------------------------------------------------------------------------- simulator
+
+
+class AtlassianSimulator:
+    """The Assets attachment APIs, the media upload service and Jira's workspace discovery, on one port."""
+
+    def __init__(
+        self,
+        email: str = "bot@example.com",
+        api_token: str = "sim-api-token",  # noqa: S107 - a made-up local credential
+        workspace_id: str = "sim-workspace",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        jwt_ttl_seconds: float = 900,
+        upload_path: str = "/file",
+    ) -> None:
+        if not upload_path.startswith("/"):
+            raise ValueError("upload_path must start with '/'")
+        self.email = email
+        self._api_token = api_token
+        self.workspace_id = workspace_id
+        self.host = host
+        self.port = port
+        self.jwt_ttl_seconds = jwt_ttl_seconds
+        self.upload_path = upload_path
+        self.client_id = str(uuid.uuid4())
+        self._jwt_key = secrets.token_bytes(32)
+        self._lock = threading.RLock()
+        self._objects: dict[str, _SimObject] = {}
+        self._uploads: dict[str, SimUpload] = {}
+        self._attachments: list[SimAttachment] = []
+        self._linked: set[str] = set()
+        self._next_attachment_id = 1
+        self._requests: list[SimRequest] = []
+        self._faults: dict[str, deque[list[Any]]] = {step: deque() for step in STEPS}
+        self._expired_jti: set[str] = set()
+        self._issued_jti: set[str] = set()
+        self._connections: set[socket.socket] = set()
+        self._connections_accepted = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> AtlassianSimulator:
+        if self._server is not None:
+            return self
+        server = _Server((self.host, self.port), self)
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="atlassian-sim", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> AtlassianSimulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not running; call start()")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def media_base_url(self) -> str:
+        return self.base_url + "/media"
+
+    @property
+    def api_token(self) -> str:
+        return self._api_token
+
+    @property
+    def connections_accepted(self) -> int:
+        """How many TCP connections have been accepted (keep-alive checks)."""
+        with self._lock:
+            return self._connections_accepted
+
+    # ----------------------------------------------------------------------------------------- control
+
+    def add_object(self, object_id: str, object_key: str | None = None, label: str | None = None) -> None:
+        key = object_key if object_key is not None else f"SIM-{object_id}"
+        with self._lock:
+            self._objects[str(object_id)] = _SimObject(str(object_id), key, label if label is not None else key)
+
+    def attachments(self, object_id: str) -> list[SimAttachment]:
+        with self._lock:
+            return [a for a in self._attachments if a.object_id == object_id]
+
+    @property
+    def uploads(self) -> dict[str, SimUpload]:
+        with self._lock:
+            return dict(self._uploads)
+
+    @property
+    def requests(self) -> list[SimRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def inject(self, step: str, fault: Fault) -> None:
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; expected one of {sorted(STEPS)}")
+        if fault.after_success and step != "link":
+            raise ValueError("after_success applies to the link step only")
+        if fault.times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._faults[step].append([fault, fault.times])
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._expired_jti |= self._issued_jti
+
+    def set_api_token(self, token: str) -> None:
+        with self._lock:
+            self._api_token = token
+
+    # ----------------------------------------------------------------------------------------- internals
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+                self._connections_accepted += 1
+            else:
+                self._connections.discard(conn)
+
+    def _record(self, request: SimRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _take_fault(self, step: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults[step]
+            if not queue:
+                return None
+            entry = queue[0]
+            entry[1] -= 1
+            if entry[1] <= 0:
+                queue.popleft()
+            return cast(Fault, entry[0])
+
+    def _check_basic(self, email: str, token: str) -> bool:
+        with self._lock:
+            expected = self._api_token
+        email_ok = hmac.compare_digest(email.encode(), self.email.encode())
+        return hmac.compare_digest(token.encode(), expected.encode()) and email_ok
+
+    def _has_object(self, object_id: str) -> bool:
+        with self._lock:
+            return object_id in self._objects
+
+    def _objects_by_key(self, key: str) -> list[_SimObject]:
+        with self._lock:
+            return [o for o in self._objects.values() if o.object_key.lower() == key.lower()]
+
+    def _issue_jwt(self, object_id: str) -> str:
+        now = int(time.time())
+        jti = str(uuid.uuid4())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.email,
+            "clientId": self.client_id,
+            "objectId": object_id,
+            "workspaceId": self.workspace_id,
+            "access": {"urn:filestore:upload": ["create"]},
+            "iat": now,
+            "nbf": now,
+            "exp": int(now + self.jwt_ttl_seconds),
+            "jti": jti,
+        }
+        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        signature = hmac.new(self._jwt_key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        with self._lock:
+            self._issued_jti.add(jti)
+        return f"{header}.{payload}.{_b64url(signature)}"
+
+    def _verify_jwt(self, token: str) -> dict[str, Any]:
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise _error(401, "Malformed JWT")
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            claims = json.loads(_b64url_decode(parts[1]))
+            signature = _b64url_decode(parts[2])
+        except (ValueError, binascii.Error) as exc:
+            raise _error(401, "Malformed JWT") from exc
+        if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+            raise _error(401, "Unsupported JWT")
+        expected = hmac.new(self._jwt_key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected):
+            raise _error(401, "JWT signature verification failed")
+        exp = claims.get("exp")
+        with self._lock:
+            revoked = claims.get("jti") in self._expired_jti
+        if revoked or not isinstance(exp, int | float) or time.time() >= exp:
+            raise _error(401, "JWT token has expired")
+        return claims
+
+    def _add_upload(self, upload: SimUpload) -> None:
+        with self._lock:
+            self._uploads[upload.media_id] = upload
+
+    def _link(self, object_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._lock:
+            seen: set[str] = set()
+            for index, item in enumerate(items):
+                media_id = item["mediaId"]
+                upload = self._uploads.get(media_id)
+                if upload is None:
+                    raise _error(400, f"attachments[{index}].mediaId {media_id} is unknown")
+                if upload.object_id != object_id:
+                    raise _error(400, f"attachments[{index}].mediaId {media_id} was not issued for this object")
+                if item["size"] != upload.size:
+                    raise _error(
+                        400, f"attachments[{index}].size {item['size']} does not match the upload ({upload.size})"
+                    )
+                if media_id in self._linked or media_id in seen:
+                    raise _error(400, f"attachments[{index}].mediaId {media_id} is already attached")
+                seen.add(media_id)
+            created: list[SimAttachment] = []
+            for item in items:
+                upload = self._uploads[item["mediaId"]]
+                attachment = SimAttachment(
+                    id=self._next_attachment_id,
+                    object_id=object_id,
+                    filename=item["filename"],
+                    mime_type=item["contentType"],
+                    size=upload.size,
+                    comment=item["comment"],
+                    media_id=upload.media_id,
+                    sha256=upload.sha256,
+                    created=_now_iso(),
+                )
+                self._next_attachment_id += 1
+                self._linked.add(upload.media_id)
+                self._attachments.append(attachment)
+                created.append(attachment)
+        return [self._bean(a) for a in created]
+
+    def _bean(self, attachment: SimAttachment) -> dict[str, Any]:
+        return {
+            "id": attachment.id,
+            "author": "Bot",
+            "mimeType": attachment.mime_type,
+            "filename": attachment.filename,
+            "filesize": _human_size(attachment.size),
+            "created": attachment.created,
+            "comment": attachment.comment,
+            "commentOutput": html.escape(attachment.comment),
+            "url": f"{self.base_url}/jsm/assets/workspace/{self.workspace_id}/v1/attachments/{attachment.id}/download",
+        }
+
+
+# --------------------------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.atlassian_sim",
+        description="A local stand-in for the Atlassian Assets attachment APIs.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--email", default="bot@example.com")
+    parser.add_argument("--api-token", default="sim-api-token")
+    parser.add_argument("--workspace-id", default="sim-workspace")
+    parser.add_argument("--jwt-ttl", type=float, default=900)
+    parser.add_argument("--upload-path", default="/file")
+    parser.add_argument(
+        "--object", action="append", default=[], metavar="ID[:KEY[:LABEL]]", help="an Assets object (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    sim = AtlassianSimulator(
+        email=args.email,
+        api_token=args.api_token,
+        workspace_id=args.workspace_id,
+        host=args.host,
+        port=args.port,
+        jwt_ttl_seconds=args.jwt_ttl,
+        upload_path=args.upload_path,
+    )
+    for spec in args.object:
+        object_id, _, rest = spec.partition(":")
+        key, _, label = rest.partition(":")
+        sim.add_object(object_id, key or None, label or None)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sim.start()
+    line = {
+        "baseUrl": sim.base_url,
+        "mediaBaseUrl": sim.media_base_url,
+        "workspaceId": sim.workspace_id,
+        "email": sim.email,
+        "apiToken": sim.api_token,
+    }
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The ``assets-attach`` command as a user runs it: a subprocess against moto and the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack.stack import LocalStack
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assets_attach", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_no_secret(stack: LocalStack, *outputs: str) -> None:
+    for text in outputs:
+        assert stack.sim.api_token not in text
+        assert stack.webhook_token not in text
+        assert "Bearer" not in text and "eyJ" not in text  # no Authorization header, no JWT
+
+
+def test_upload_from_s3_by_key_prints_one_json_line(stack: LocalStack) -> None:
+    stack.client("s3").put_object(Bucket=stack.bucket, Key="docs/Größe.txt", Body=b"12345")
+
+    done = run_cli("upload", f"s3://{stack.bucket}/docs/Größe.txt", "--object-key", "HW-42", "--comment", "hi")
+
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    summary = json.loads(line)
+    assert summary["objectId"] == "1234"
+    assert summary["filename"] == "Größe.txt"
+    assert summary["size"] == 5
+    [attachment] = stack.sim.attachments("1234")
+    assert summary["attachmentId"] == str(attachment.id)
+    assert summary["mediaId"] == attachment.media_id
+    assert attachment.comment == "hi"
+    assert_no_secret(stack, done.stdout, done.stderr)
+
+
+def test_upload_local_file_with_workspace_prefixed_id(stack: LocalStack, tmp_path: Path) -> None:
+    path = tmp_path / "diagram.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    done = run_cli("upload", str(path), "--object-id", f"{stack.sim.workspace_id}:1234", "--filename", "Plan.png")
+    assert done.returncode == 0, done.stderr
+    [attachment] = stack.sim.attachments("1234")
+    assert (attachment.filename, attachment.mime_type, attachment.size) == ("Plan.png", "image/png", 8)
+
+
+def test_upload_errors_are_one_line_on_stderr(stack: LocalStack) -> None:
+    missing = run_cli("upload", f"s3://{stack.bucket}/nope.txt", "--object-id", "1234")
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
+
+    bad_id = run_cli("upload", f"s3://{stack.bucket}/nope.txt", "--object-id", "HW-42")
+    assert bad_id.returncode == 1 and "not an Assets object id" in bad_id.stderr
+
+    stack.put_secret(apiToken="wrong")
+    stack.client("s3").put_object(Bucket=stack.bucket, Key="a.txt", Body=b"a")
+    denied = run_cli("upload", f"s3://{stack.bucket}/a.txt", "--object-id", "1234")
+    assert denied.returncode == 1 and "401" in denied.stderr
+    assert_no_secret(stack, denied.stderr)
+    assert "wrong" not in denied.stderr
+
+
+def test_doctor_passes_and_then_names_the_fix(stack: LocalStack) -> None:
+    ok = run_cli("doctor", "--object-id", "1234")
+    assert ok.returncode == 0, ok.stdout
+    assert ok.stdout.count("ok ") == 5
+    assert_no_secret(stack, ok.stdout, ok.stderr)
+
+    stack.put_secret(apiToken="wrong")
+    failing = run_cli("doctor")
+    assert failing.returncode == 1
+    assert "FAIL  authentication" in failing.stdout and "API token" in failing.stdout
+
+    unset = run_cli("doctor", env={"ATLASSIAN_SECRET_ID": ""})
+    assert unset.returncode == 1 and "ATLASSIAN_SECRET_ID" in unset.stdout
+
+
+def test_workspace_discovery(stack: LocalStack) -> None:
+    done = run_cli("workspace", "--site", stack.sim.base_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == stack.sim.workspace_id
+
+    from_env = run_cli(
+        "workspace",
+        "--site",
+        stack.sim.base_url,
+        env={"ATLASSIAN_SECRET_ID": "", "ATLASSIAN_EMAIL": stack.sim.email, "ATLASSIAN_API_TOKEN": stack.sim.api_token},
+    )
+    assert from_env.stdout.strip() == stack.sim.workspace_id, from_env.stderr
