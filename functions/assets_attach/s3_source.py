@@ -58,17 +58,22 @@ class S3Object:
         return {"IfMatch": self.etag} if self.etag else {}
 
     def chunks(self) -> Iterator[bytes]:
+        """The pinned content, in chunks of CHUNK_SIZE as they arrive."""
         try:
-            reply = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.pin())
-            body = reply["Body"]
-            try:
-                yield from body.iter_chunks(CHUNK_SIZE)
-            finally:
-                body.close()
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.pin())["Body"]
         except ClientError as e:
             raise _translate(e, self.uri, "s3-read", changed=True) from e
         except BotoCoreError as e:
+            raise AttachError(f"cannot read {self.uri} ({type(e).__name__})", step="s3-read", retryable=True) from e
+        yield from self._read(body)
+
+    def _read(self, body: Any) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(CHUNK_SIZE)
+        except (BotoCoreError, OSError) as e:
             raise AttachError(f"reading {self.uri} failed ({type(e).__name__})", step="s3-read", retryable=True) from e
+        finally:
+            body.close()
 
 
 def _translate(error: ClientError, uri: str, step: str, *, changed: bool) -> AttachError:

@@ -214,8 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
     _continue_sent: bool
     _body_remaining: int | None  # None: no Content-Length (chunked or unknown)
     _body_done: bool
-    _status: int | None
+    _recorded: tuple[str, str, dict[str, str], dict[str, str]] | None  # this request, until recorded
     _delay: float
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, untyped in typeshed
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -223,6 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.sim = cast(_Server, self.server).sim
         self.sim._track(self.connection, add=True)
+        with contextlib.suppress(OSError):  # small answers must not wait for delayed ACKs (Nagle)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def finish(self) -> None:
         try:
@@ -288,10 +291,11 @@ class _Handler(BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self._status = status
+        self._record(status)  # before the answer leaves, so a client that got it also sees the record
         try:
-            self.wfile.write(body)
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(body)
+            self.flush_headers()  # status line, headers and body in one write
         except OSError:
             self.close_connection = True
             return
@@ -313,20 +317,24 @@ class _Handler(BaseHTTPRequestHandler):
         conn = self.connection
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_WR)
-        scratch = bytearray(READ_CHUNK)
+        scratch = memoryview(bytearray(READ_CHUNK))
+        left = self._body_remaining  # None: unknown length, read until the client closes
         deadline = time.monotonic() + LINGER_SECONDS
         try:
             conn.settimeout(5.0)
-            while time.monotonic() < deadline:
-                if not self.rfile.readinto1(scratch):
+            while time.monotonic() < deadline and left != 0:
+                got = self.rfile.readinto1(scratch if left is None else scratch[: min(left, READ_CHUNK)])
+                if not got:
                     break
+                if left is not None:
+                    left -= got
         except OSError:
             pass
         self._body_done = True
 
     def _abort(self) -> None:
         """Close the connection abruptly (RST), without answering."""
-        self._status = None
+        self._record(None)
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -441,8 +449,14 @@ class _Handler(BaseHTTPRequestHandler):
             return "link", self._link, (workspace, object_id)
         return None
 
+    def _record(self, status: int | None) -> None:
+        if self._recorded is None:
+            return
+        method, path, query, headers = self._recorded
+        self._recorded = None
+        self.sim._record(SimRequest(method, path, query, headers, status))
+
     def _dispatch(self) -> None:
-        self._status = None
         self._delay = 0
         self._body_done = False
         try:
@@ -451,7 +465,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._body_remaining = None
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        headers = self._recorded_headers(redact=True)
+        self._recorded = (self.command, url.path, query, self._recorded_headers(redact=True))
         try:
             self._serve(url.path, query)
         except _HttpError as exc:
@@ -459,7 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
         except _ClientGone:
             self._abort()
         finally:
-            self.sim._record(SimRequest(self.command, url.path, query, headers, self._status))
+            self._record(None)  # only if nothing was answered
 
     def _serve(self, path: str, query: dict[str, str]) -> None:
         route = self._route(self.command, path)
@@ -879,7 +893,7 @@ class AtlassianSimulator:
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="atlassian-sim", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="atlassian-sim", daemon=True
         )
         self._thread.start()
         return self

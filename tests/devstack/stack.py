@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -125,3 +126,10 @@ def local_stack(objects: Mapping[str, str | None] | None = None) -> Iterator[Loc
         stack = LocalStack(moto_url, sim).seed()
         with patched_environ(stack.env()):
             yield stack
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a child ``python -m ...``, with ``devstack`` importable."""
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": f"{tests_dir}{os.pathsep}{path}" if path else tests_dir, **(extra or {})}

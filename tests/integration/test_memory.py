@@ -1,0 +1,42 @@
+"""Streaming, proven by memory: a 1 GiB upload must not cost more than a 1 MiB one, give or take 64 MiB."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from devstack import peak_rss
+from devstack.bigfile import GiB, MiB, put_big_object
+from devstack.stack import LocalStack, child_env
+
+
+def upload_peak_rss(uri: str) -> int:
+    """Run ``assets-attach upload`` in a child process; return its peak RSS in bytes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack.peak_rss", "assets_attach", "upload", uri, "--object-id", "1234"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return peak_rss.parse(done.stderr)
+
+
+@pytest.mark.slow
+def test_peak_rss_of_a_1_gib_upload_stays_bounded(stack: LocalStack) -> None:
+    s3 = stack.client("s3")
+    small_sha = put_big_object(s3, stack.bucket, "small.zip", MiB)
+    big_sha = put_big_object(s3, stack.bucket, "big.zip", GiB)
+
+    small_rss = upload_peak_rss(f"s3://{stack.bucket}/small.zip")
+    big_rss = upload_peak_rss(f"s3://{stack.bucket}/big.zip")
+
+    landed = {a.filename: a for a in stack.sim.attachments("1234")}
+    assert (landed["small.zip"].size, landed["small.zip"].sha256) == (MiB, small_sha)
+    assert (landed["big.zip"].size, landed["big.zip"].sha256) == (GiB, big_sha)
+    print(f"peak RSS: 1 MiB upload {small_rss / MiB:.1f} MiB, 1 GiB upload {big_rss / MiB:.1f} MiB")
+    assert big_rss - small_rss <= 64 * MiB
