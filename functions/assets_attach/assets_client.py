@@ -36,6 +36,7 @@ class Attachment(BaseModel):
     mime_type: str | None = Field(default=None, alias="mimeType")
     filesize: str | None = None
     comment: str | None = None
+    created: str | None = None
 
 
 def error_detail(response: requests.Response) -> str:
@@ -121,7 +122,8 @@ class AssetsClient:
         return attachments[0]
 
     def list_attachments(self, object_id: str) -> list[Attachment]:
-        reply = self._call("list", "GET", f"/attachments/object/{object_id}", object_id=object_id)
+        # A 404 here may mean the (undocumented) list endpoint is missing, so it stays an AtlassianError.
+        reply = self._call("list", "GET", f"/attachments/object/{object_id}")
         values = reply.get("values", []) if isinstance(reply, dict) else reply
         return _parse(_ATTACHMENTS, values, "list")
 

@@ -7,7 +7,7 @@ media id is linked only when the bytes sent are proven to be the source's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,14 +68,23 @@ class Attacher:
         self._max_file_size = max_file_size
 
     def attach(
-        self, object_id: str, source: FileSource, *, filename: str | None = None, comment: str = ""
+        self,
+        object_id: str,
+        source: FileSource,
+        *,
+        filename: str | None = None,
+        comment: str = "",
+        before_link: Callable[[str], None] | None = None,
     ) -> AttachResult:
+        """Attach ``source``; ``before_link(media_id)`` runs between the upload and the link (the worker records it)."""
         name = filename or source.name
         check_size(source.size, self._max_file_size, name)
         content_type = resolve_content_type(source.content_type, name)
         check = StreamCheck(source.size, source.expected_md5)
         media = self._upload(object_id, source, check, name, content_type)
         check.verify(media.size)
+        if before_link is not None:
+            before_link(media.id)
         attachment = self._assets.link(
             object_id,
             filename=name,

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache, cached_property
 from typing import Any
 
 import boto3
 import requests
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 
 from .assets_client import AssetsClient
 from .atlassian_secret import SecretSource
 from .attach import Attacher
 from .http_session import new_session
+from .intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS, Intake, JobQueue
+from .job_runner import JobRunner
+from .jobs import JobMessage, JobStore
 from .media_upload import MediaUploader
 from .s3_source import S3Source
 from .settings import Settings
@@ -48,6 +57,64 @@ class Runtime:
     @cached_property
     def attacher(self) -> Attacher:
         return Attacher(self.assets, self.media, self.settings.max_file_size_bytes)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
+
+    @cached_property
+    def sqs_client(self) -> Any:
+        return boto3.client("sqs")
+
+    @cached_property
+    def idempotency_config(self) -> IdempotencyConfig:
+        return IdempotencyConfig(event_key_jmespath=IDEMPOTENCY_KEY, expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS)
+
+    def idempotency_store(self) -> DynamoDBPersistenceLayer:
+        """A persistence layer for one idempotent function (Powertools configures each for its own key)."""
+        return DynamoDBPersistenceLayer(table_name=self.settings.require("idempotency_table"))
+
+    @cached_property
+    def worker_idempotency_config(self) -> IdempotencyConfig:
+        return IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=3600)
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Lets an in-progress idempotency record of a timed-out invocation expire with it."""
+        self.idempotency_config.register_lambda_context(context)
+        self.worker_idempotency_config.register_lambda_context(context)
+
+    @cached_property
+    def job_runner(self) -> JobRunner:
+        return JobRunner(self.attacher, self.assets, self.s3, self.jobs)
+
+    @cached_property
+    def run_job_once(self) -> Callable[..., dict[str, Any]]:
+        """``run_job_once(job=JobMessage, time_left=...)``: one invocation at a time per job."""
+
+        def run(job: JobMessage, time_left: Callable[[], float]) -> dict[str, Any]:
+            record = self.job_runner.run(job.jobId, job.spec, time_left=time_left)
+            return {"jobId": job.jobId, "status": record.get("status")}
+
+        return idempotent_function(
+            data_keyword_argument="job",
+            persistence_store=self.idempotency_store(),
+            config=self.worker_idempotency_config,
+        )(run)
+
+    @cached_property
+    def intake(self) -> Intake:
+        return Intake(
+            self.s3,
+            self.jobs,
+            JobQueue(self.sqs_client, self.settings.require("jobs_queue_url")),
+            allowed_buckets=self.settings.buckets_allowed,
+            max_file_size=self.settings.max_file_size_bytes,
+            once=idempotent_function(
+                data_keyword_argument="spec",
+                persistence_store=self.idempotency_store(),
+                config=self.idempotency_config,
+            ),
+        )
 
 
 @cache

@@ -30,19 +30,38 @@ class Settings:
     max_file_size_bytes: int = DEFAULT_MAX_FILE_SIZE_BYTES
     media_upload_path: str = "/file"
     s3_key_prefix: str = "attachments/"
+    uploads_bucket: str | None = None
+    jobs_table: str | None = None
+    idempotency_table: str | None = None
+    jobs_queue_url: str | None = None
+    max_receive_count: int = 5
+
+    @property
+    def buckets_allowed(self) -> frozenset[str]:
+        """Buckets a webhook may name: ALLOWED_BUCKETS and the stack's uploads bucket."""
+        return frozenset(self.allowed_buckets) | ({self.uploads_bucket} if self.uploads_bucket else set())
+
+    def require(self, name: str) -> str:
+        """A resource name the calling function cannot work without (set by template.yaml)."""
+        value = getattr(self, name)
+        if not value:
+            raise ConfigError(f"{name.upper()} is not set")
+        return str(value)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         get = lambda name, default: (env.get(name) or "").strip() or default  # noqa: E731
 
-        size_text = get("MAX_FILE_SIZE_BYTES", str(DEFAULT_MAX_FILE_SIZE_BYTES))
-        try:
-            max_size = int(size_text)
-        except ValueError:
-            raise ConfigError(f"MAX_FILE_SIZE_BYTES must be a whole number of bytes, not {size_text!r}") from None
-        if max_size <= 0:
-            raise ConfigError("MAX_FILE_SIZE_BYTES must be positive")
+        def positive_int(name: str, default: int) -> int:
+            text = get(name, str(default))
+            try:
+                value = int(text)
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive")
+            return value
 
         upload_path = "/" + get("MEDIA_UPLOAD_PATH", "/file").strip("/")
         if upload_path not in MEDIA_UPLOAD_PATHS:
@@ -58,7 +77,12 @@ class Settings:
             assets_api_base_url=base_url,
             media_allowed_hosts=allowed_hosts,
             allowed_buckets=_csv(get("ALLOWED_BUCKETS", "")),
-            max_file_size_bytes=max_size,
+            max_file_size_bytes=positive_int("MAX_FILE_SIZE_BYTES", DEFAULT_MAX_FILE_SIZE_BYTES),
             media_upload_path=upload_path,
             s3_key_prefix=get("S3_KEY_PREFIX", "attachments/"),
+            uploads_bucket=get("UPLOADS_BUCKET", None),
+            jobs_table=get("JOBS_TABLE", None),
+            idempotency_table=get("IDEMPOTENCY_TABLE", None),
+            jobs_queue_url=get("JOBS_QUEUE_URL", None),
+            max_receive_count=positive_int("MAX_RECEIVE_COUNT", 5),
         )

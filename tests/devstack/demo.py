@@ -1,19 +1,28 @@
 """``make demo``: the whole job on loopback, with no AWS account and no Atlassian site.
 
-Starts a moto server and the Atlassian simulator, creates the bucket, the secret and an Assets object,
-puts a file with a non-ASCII name into S3, attaches it, and shows what landed. Exits non-zero if the
-attachment is missing or its bytes differ.
+It starts a moto server (S3, SQS, DynamoDB, Secrets Manager), the Atlassian simulator, the webhook
+behind a local API Gateway front and the worker polling the queue. Then, as a Jira Automation rule
+would, it POSTs the webhook for a file with a non-ASCII name, follows the job's status URL until the
+job ends, and shows what landed in Assets. Exits non-zero unless the attachment is there, once, with
+the file's exact bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import sys
+import time
+from typing import Any
 
-from assets_attach.runtime import get_runtime
-from devstack.stack import local_stack
+import requests
 
-SAMPLE_KEY = "attachments/1234/Prüfbericht 2026 – 検査 ✓.pdf"
+from devstack.lambda_local import LocalApi
+from devstack.stack import LocalStack, local_stack
+
+SAMPLE_KEY = "incoming/Prüfbericht 2026 – 検査 ✓.pdf"
+QUIET = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 def sample_pdf() -> bytes:
@@ -21,32 +30,70 @@ def sample_pdf() -> bytes:
     return b"%PDF-1.7\n" + b"\n".join(lines) + b"\n%%EOF\n"
 
 
+def follow(status_url: str, token: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    seen = None
+    while True:
+        job = requests.get(status_url, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        if job["status"] != seen:
+            print(f"  job status      {job['status']}")
+            seen = job["status"]
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+def run(stack: LocalStack, api_url: str) -> int:
+    data = sample_pdf()
+    stack.client("s3").put_object(Bucket=stack.bucket, Key=SAMPLE_KEY, Body=data, ContentType="application/pdf")
+    print(f"put               s3://{stack.bucket}/{SAMPLE_KEY} ({len(data):,} bytes)")
+
+    body = {
+        "objectId": f"{stack.sim.workspace_id}:1234",  # as an Assets custom field gives it
+        "s3Uri": f"s3://{stack.bucket}/{SAMPLE_KEY}",
+        "comment": "Attached by the demo rule",
+        "issueKey": "DEMO-1",
+    }
+    print(f"\nPOST {api_url}/attachments\n  {json.dumps(body, ensure_ascii=False)}")
+    reply = requests.post(
+        f"{api_url}/attachments", json=body, headers={"Authorization": f"Bearer {stack.webhook_token}"}, timeout=30
+    )
+    print(f"  → {reply.status_code} {reply.text}")
+    if reply.status_code != 202:
+        return 1
+    job = follow(reply.json()["statusUrl"], stack.webhook_token)
+    if job["status"] != "succeeded":
+        print(f"FAILED: {json.dumps(job, indent=2)}", file=sys.stderr)
+        return 1
+
+    attachments = stack.sim.attachments("1234")
+    if len(attachments) != 1:
+        print(f"FAILED: object 1234 holds {len(attachments)} attachments, not 1", file=sys.stderr)
+        return 1
+    attachment = attachments[0]
+    matches = attachment.sha256 == hashlib.sha256(data).hexdigest() and attachment.size == len(data)
+    print("\nWhat landed in Assets")
+    print("  object          1234 (HW-42)")
+    print(f"  attachment id   {attachment.id} (job {job['jobId']})")
+    print(f"  file name       {attachment.filename}")
+    print(f"  size            {attachment.size:,} bytes")
+    print(f"  content type    {attachment.mime_type}")
+    print(f"  comment         {attachment.comment}")
+    print(f"  sha256          {attachment.sha256} ({'matches' if matches else 'DIFFERS from'} the S3 object)")
+    return 0 if matches and attachment.filename == SAMPLE_KEY.rsplit("/", 1)[-1] else 1
+
+
 def main() -> int:
-    with local_stack({"1234": "HW-42"}) as stack:
+    os.environ.update(QUIET)
+    with local_stack({"1234": "HW-42"}) as stack, LocalApi() as api:
         print(f"moto server       {stack.moto_url}")
         print(f"Atlassian sim     {stack.sim.base_url}  (workspace {stack.sim.workspace_id})")
-        data = sample_pdf()
-        stack.client("s3").put_object(Bucket=stack.bucket, Key=SAMPLE_KEY, Body=data, ContentType="application/pdf")
-        print(f"put               s3://{stack.bucket}/{SAMPLE_KEY} ({len(data):,} bytes)")
-
-        runtime = get_runtime()
-        result = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, SAMPLE_KEY), comment="make demo")
-        print(f"attached          media {result.media_id} → attachment {result.attachment_id}")
-
-        landed = [a for a in stack.sim.attachments("1234") if str(a.id) == result.attachment_id]
-        if not landed:
-            print("FAILED: no attachment landed on object 1234", file=sys.stderr)
-            return 1
-        attachment = landed[0]
-        matches = attachment.sha256 == hashlib.sha256(data).hexdigest() and attachment.size == len(data)
-        print("\nWhat landed in Assets")
-        print("  object          1234 (HW-42)")
-        print(f"  file name       {attachment.filename}")
-        print(f"  size            {attachment.size:,} bytes")
-        print(f"  content type    {attachment.mime_type}")
-        print(f"  comment         {attachment.comment}")
-        print(f"  sha256          {attachment.sha256} ({'matches' if matches else 'DIFFERS from'} the S3 object)")
-        return 0 if matches and attachment.filename == SAMPLE_KEY.rsplit("/", 1)[-1] else 1
+        print(f"webhook           {api.url}/attachments")
+        worker = stack.worker().start()
+        try:
+            return run(stack, api.url)
+        finally:
+            worker.stop()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from devstack.atlassian_sim import AtlassianSimulator
+from devstack.lambda_local import LocalWorker
 
 AWS_TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -69,6 +70,13 @@ class LocalStack:
     bucket: str = "assets-attach-uploads"
     secret_id: str = "assets-attach/atlassian"
     webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    jobs_table: str = "assets-attach-jobs"
+    idempotency_table: str = "assets-attach-idempotency"
+    queue_name: str = "assets-attach-jobs"
+    max_receive_count: int = 3
+    visibility_timeout: int = 2
+    queue_url: str = ""
+    dlq_url: str = ""
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.moto_url, **_boto_credentials())
@@ -81,7 +89,15 @@ class LocalStack:
             "ATLASSIAN_SECRET_ID": self.secret_id,
             "ASSETS_API_BASE_URL": self.sim.base_url,
             "MEDIA_ALLOWED_HOSTS": "127.0.0.1",
-            "ALLOWED_BUCKETS": self.bucket,
+            "ALLOWED_BUCKETS": "",
+            "UPLOADS_BUCKET": self.bucket,
+            "JOBS_TABLE": self.jobs_table,
+            "IDEMPOTENCY_TABLE": self.idempotency_table,
+            "JOBS_QUEUE_URL": self.queue_url,
+            "MAX_RECEIVE_COUNT": str(self.max_receive_count),
+            "POWERTOOLS_SERVICE_NAME": "assets-attach",
+            "POWERTOOLS_METRICS_NAMESPACE": "AssetsAttach",
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
 
     def secret_value(self, **overrides: Any) -> dict[str, Any]:
@@ -102,11 +118,31 @@ class LocalStack:
             sm.put_secret_value(SecretId=self.secret_id, SecretString=value)
 
     def seed(self) -> LocalStack:
+        """What template.yaml creates: the uploads bucket, the secret, the tables and the queues."""
         s3 = self.client("s3")
         s3.create_bucket(Bucket=self.bucket)
         s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
         self.put_secret()
+        dynamodb = self.client("dynamodb")
+        for table, key in ((self.jobs_table, "jobId"), (self.idempotency_table, "id")):
+            dynamodb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        sqs = self.client("sqs")
+        self.dlq_url = sqs.create_queue(QueueName=f"{self.queue_name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(self.max_receive_count)}
+        self.queue_url = sqs.create_queue(
+            QueueName=self.queue_name,
+            Attributes={"VisibilityTimeout": str(self.visibility_timeout), "RedrivePolicy": json.dumps(redrive)},
+        )["QueueUrl"]
         return self
+
+    def worker(self, timeout_seconds: float = 300) -> LocalWorker:
+        return LocalWorker(self.client("sqs"), self.queue_url, timeout_seconds=timeout_seconds)
 
 
 def _boto_credentials() -> dict[str, str]:
@@ -123,7 +159,7 @@ def local_stack(objects: Mapping[str, str | None] | None = None) -> Iterator[Loc
     with moto_server() as moto_url, AtlassianSimulator() as sim:
         for object_id, object_key in (objects or {"1234": "HW-42"}).items():
             sim.add_object(object_id, object_key)
-        stack = LocalStack(moto_url, sim).seed()
+        stack = LocalStack(moto_url, sim, visibility_timeout=30).seed()
         with patched_environ(stack.env()):
             yield stack
 

@@ -9,6 +9,8 @@ import pytest
 
 from assets_attach.runtime import Runtime, get_runtime
 from devstack.atlassian_sim import AtlassianSimulator
+from devstack.lambda_local import LocalApi, LocalWorker
+from devstack.log_capture import CapturedLogs
 from devstack.stack import AWS_TEST_CREDENTIALS, LocalStack, moto_server, patched_environ
 
 
@@ -29,7 +31,15 @@ def sim() -> Iterator[AtlassianSimulator]:
 def stack(moto_url: str, sim: AtlassianSimulator) -> Iterator[LocalStack]:
     """A fresh bucket and secret on the shared moto server, and this process's environment pointed at them."""
     suffix = uuid.uuid4().hex[:12]
-    stack = LocalStack(moto_url, sim, bucket=f"uploads-{suffix}", secret_id=f"atlassian-{suffix}").seed()
+    stack = LocalStack(
+        moto_url,
+        sim,
+        bucket=f"uploads-{suffix}",
+        secret_id=f"atlassian-{suffix}",
+        jobs_table=f"jobs-{suffix}",
+        idempotency_table=f"idempotency-{suffix}",
+        queue_name=f"jobs-{suffix}",
+    ).seed()
     with patched_environ(stack.env()):
         yield stack
 
@@ -37,3 +47,34 @@ def stack(moto_url: str, sim: AtlassianSimulator) -> Iterator[LocalStack]:
 @pytest.fixture
 def runtime(stack: LocalStack) -> Runtime:
     return get_runtime()
+
+
+@pytest.fixture
+def logs(stack: LocalStack) -> Iterator[CapturedLogs]:
+    """Captures the handlers' logs; at the end, asserts that no secret appears in them."""
+    from assets_attach import webhook, worker
+
+    loggers = {id(m.logger._logger): m.logger for m in (webhook, worker)}
+    capture = CapturedLogs(webhook.logger.registered_formatter)
+    for powertools_logger in loggers.values():
+        powertools_logger._logger.addHandler(capture)
+    yield capture
+    for powertools_logger in loggers.values():
+        powertools_logger._logger.removeHandler(capture)
+    assert_no_secrets(stack, capture.text)
+
+
+def assert_no_secrets(stack: LocalStack, text: str) -> None:
+    for secret in (stack.sim.api_token, stack.webhook_token, "Bearer ", "Basic ", "eyJ"):
+        assert secret not in text, f"{secret[:6]}… leaked into the logs"
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Iterator[str]:
+    with LocalApi() as local_api:
+        yield local_api.url
+
+
+@pytest.fixture
+def worker(stack: LocalStack) -> LocalWorker:
+    return stack.worker()

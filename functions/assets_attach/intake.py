@@ -1,0 +1,103 @@
+"""Accepting a webhook request: check and pin every file, then record and queue the job exactly once.
+
+The answer (202) goes out only after the job record is written and its message is on the queue. The
+same request within 24 hours (same object, same S3 object versions, same names) returns the first
+job's id and queues nothing: Powertools idempotency, keyed on exactly those fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .attach import check_size
+from .attach_request import AttachRequest
+from .errors import AttachError, BucketNotAllowedError
+from .jobs import JobFile, JobMessage, JobSpec, JobStore, new_job_id
+from .s3_source import S3Source
+
+# What makes two requests "the same": object, S3 objects with their versions, and names.
+IDEMPOTENCY_KEY = "[objectId, objectKey, files[*].[bucket, key, versionId, etag, filename]]"
+IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
+
+
+class JobQueue:
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    def send(self, message: JobMessage) -> None:
+        try:
+            self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message.model_dump_json(exclude_none=True))
+        except (ClientError, BotoCoreError) as e:
+            raise AttachError("the job could not be queued; try again", step="queue", retryable=True) from e
+
+
+class Intake:
+    def __init__(
+        self,
+        s3: S3Source,
+        store: JobStore,
+        queue: JobQueue,
+        *,
+        allowed_buckets: frozenset[str],
+        max_file_size: int,
+        once: Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]],
+    ) -> None:
+        self._s3 = s3
+        self._store = store
+        self._queue = queue
+        self._allowed_buckets = allowed_buckets
+        self._max_file_size = max_file_size
+        self._enqueue_once = once(self._enqueue)
+
+    def accept(self, request: AttachRequest) -> dict[str, Any]:
+        """Validate against S3 and queue; returns ``{"jobId"}`` of the new or the earlier identical job."""
+        spec = JobSpec(
+            objectId=request.object_id,
+            objectKey=request.object_key,
+            files=[self._pin(wanted.bucket, wanted.key, wanted) for wanted in request.files],
+            issueKey=request.issue_key,
+        )
+        return self._enqueue_once(spec=spec)
+
+    def _pin(self, bucket: str, key: str, wanted: Any) -> JobFile:
+        if bucket not in self._allowed_buckets:
+            raise BucketNotAllowedError(
+                f"bucket {bucket} is not in ALLOWED_BUCKETS", status=403, field=f"{wanted.field_prefix}bucket"
+            )
+        try:
+            head = self._s3.head(bucket, key)
+            check_size(head.size, self._max_file_size, f"s3://{bucket}/{key}")
+        except AttachError as e:
+            if e.field:
+                e.field = f"{wanted.field_prefix}{e.field}"
+            elif not e.retryable:
+                e.field = f"{wanted.field_prefix}key"
+            raise
+        return JobFile(
+            bucket=bucket,
+            key=key,
+            filename=wanted.filename or head.name,
+            comment=wanted.comment,
+            size=head.size,
+            versionId=head.version_id if head.version_id and head.version_id != "null" else None,
+            etag=head.etag,
+        )
+
+    def _enqueue(self, spec: JobSpec) -> dict[str, Any]:
+        job_id = new_job_id()
+        self._store.create(job_id, spec)
+        try:
+            self._queue.send(JobMessage(jobId=job_id, spec=spec))
+        except AttachError:
+            self._store.update(job_id, status="failed", error="the job could not be queued")
+            raise
+        return {"jobId": job_id}
+
+
+def spec_from_json(text: str) -> JobSpec:
+    return JobSpec.model_validate(json.loads(text))

@@ -1,0 +1,148 @@
+"""Webhook Lambda behind API Gateway (REST): ``POST /attachments`` and ``GET /attachments/jobs/{jobId}``.
+
+Thin by design: authenticate, parse, hand over to the intake or the job store, and map the result. Every
+error becomes ``{"error": {"code", "message", "field"?}}`` with its status, in ``on_attach_error`` alone.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .attach_request import parse_attach_request
+from .errors import (
+    AttachError,
+    BadRequestError,
+    BucketNotAllowedError,
+    FileTooLargeError,
+    SourceAccessError,
+    SourceNotFoundError,
+)
+from .jobs import public_view
+from .observability import logger, metrics, tracer
+from .runtime import get_runtime
+
+app = APIGatewayRestResolver()
+
+
+class UnauthorizedError(AttachError):
+    code = "unauthorized"
+
+
+class UnsupportedMediaTypeError(AttachError):
+    code = "unsupported_media_type"
+
+
+class JobNotFoundError(AttachError):
+    code = "job_not_found"
+
+
+class JobInProgressError(AttachError):
+    code = "in_progress"
+
+
+HTTP_STATUS: dict[type[AttachError], HTTPStatus] = {
+    BadRequestError: HTTPStatus.BAD_REQUEST,
+    UnauthorizedError: HTTPStatus.UNAUTHORIZED,
+    BucketNotAllowedError: HTTPStatus.FORBIDDEN,
+    SourceAccessError: HTTPStatus.FORBIDDEN,
+    SourceNotFoundError: HTTPStatus.NOT_FOUND,
+    JobNotFoundError: HTTPStatus.NOT_FOUND,
+    JobInProgressError: HTTPStatus.CONFLICT,
+    FileTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    UnsupportedMediaTypeError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def error_response(status: HTTPStatus, code: str, message: str, field: str | None = None) -> Response[str]:
+    error = {"code": code, "message": message, **({"field": field} if field else {})}
+    return Response(status_code=status, content_type="application/json", body=json.dumps({"error": error}))
+
+
+def authorize() -> None:
+    """The Bearer token must be one of the secret's ``webhookTokens`` (compared in constant time)."""
+    scheme, _, token = (app.current_event.headers.get("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError("send Authorization: Bearer <webhook token>", field="Authorization")
+    given = token.strip().encode()
+    valid = get_runtime().secrets.get().webhook_tokens
+    if not any(hmac.compare_digest(given, t.get_secret_value().encode()) for t in valid):
+        raise UnauthorizedError("the webhook token is not valid", field="Authorization")
+
+
+def json_body() -> Any:
+    content_type = (app.current_event.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaTypeError("send the body as JSON with Content-Type: application/json", field="body")
+    try:
+        return json.loads(app.current_event.decoded_body or "")
+    except ValueError as e:
+        raise BadRequestError(f"the body is not valid JSON ({e})", field="body") from None
+
+
+def status_url(job_id: str) -> str:
+    event = app.current_event
+    proto = event.headers.get("X-Forwarded-Proto") or "https"
+    host = event.request_context.domain_name or event.headers.get("Host", "")
+    path = (event.request_context.path or event.path).rstrip("/")
+    return f"{proto}://{host}{path}/jobs/{job_id}"
+
+
+@app.post("/attachments")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def create_job() -> Response[str]:
+    authorize()
+    request = parse_attach_request(json_body())
+    logger.append_keys(objectId=request.object_id or request.object_key, issueKey=request.issue_key)
+    try:
+        job = get_runtime().intake.accept(request)
+    except IdempotencyAlreadyInProgressError:
+        raise JobInProgressError("the same request is being accepted right now; send it again shortly") from None
+    logger.append_keys(jobId=job["jobId"])
+    logger.info("job accepted", extra={"files": [f"s3://{f.bucket}/{f.key}" for f in request.files]})
+    metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
+    body = {"jobId": job["jobId"], "status": "queued", "statusUrl": status_url(job["jobId"])}
+    return Response(status_code=HTTPStatus.ACCEPTED, content_type="application/json", body=json.dumps(body))
+
+
+@app.get("/attachments/jobs/<job_id>")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def get_job(job_id: str) -> dict[str, Any]:
+    authorize()
+    record = get_runtime().jobs.get(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
+    if record is None:
+        raise JobNotFoundError(f"no job {job_id[:64]}", field="jobId")
+    return public_view(record)
+
+
+@app.exception_handler(AttachError)
+def on_attach_error(error: AttachError) -> Response[str]:
+    status = next((s for cls, s in HTTP_STATUS.items() if isinstance(error, cls)), None)
+    if status is not None:
+        logger.info("request refused", extra={"status": int(status), "code": error.code, "field": error.field})
+        return error_response(status, error.code, error.message, error.field)
+    logger.exception("request could not be served", extra={"code": error.code})
+    if error.retryable:
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, error.code, "try again shortly: " + error.message)
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, error.code, "the service is misconfigured; see its logs")
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", "use POST /attachments or GET /attachments/jobs/{jobId}")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    get_runtime().register_lambda_context(context)
+    return app.resolve(event, context)

@@ -1,0 +1,112 @@
+"""Worker Lambda: SQS batches of jobs (and, later, S3 notifications), with partial batch failure reporting.
+
+A record whose job fails for a reason a retry can fix goes back to the queue: after a short sleep here,
+or with its visibility timeout set to the wait. On its last receive (MAX_RECEIVE_COUNT) the job is
+marked failed before the message moves to the dead-letter queue. Anything else finishes the record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from . import retry_policy
+from .errors import AttachError
+from .job_runner import count_failure
+from .jobs import JobMessage
+from .observability import logger, metrics, tracer
+from .runtime import Runtime, get_runtime
+
+# Records that failed go back to the queue one by one; the invocation itself succeeds.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+class RetryLater(Exception):
+    """The record goes back to the queue (the batch processor reports it as a failure)."""
+
+
+def _time_left(context: LambdaContext) -> float:
+    return context.get_remaining_time_in_millis() / 1000
+
+
+@tracer.capture_method(capture_response=False)
+def run_job(message: JobMessage, record: SQSRecord, context: LambdaContext, runtime: Runtime) -> None:
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    logger.append_keys(jobId=message.jobId, objectId=message.spec.objectId, receiveCount=receive_count)
+    for inline_try in range(retry_policy.MAX_INLINE_RETRIES + 1):
+        try:
+            runtime.run_job_once(job=message, time_left=lambda: _time_left(context))
+            return
+        except IdempotencyAlreadyInProgressError:
+            logger.info("another invocation is running this job; trying later")
+            hand_back(record, runtime, retry_policy.backoff_seconds(receive_count))
+        except AttachError as e:
+            if not e.retryable:
+                raise
+            count_failure(e.step)
+            if receive_count >= runtime.settings.max_receive_count:
+                reason = f"gave up after {receive_count} attempts: {e}"
+                logger.error("job failed for good; the message goes to the dead-letter queue", extra={"error": reason})
+                runtime.job_runner.fail(message.jobId, reason)
+                hand_back(record, runtime, 0)  # visible at once, so SQS moves it to the DLQ on the next receive
+            wait = retry_policy.backoff_seconds(receive_count + inline_try, e.retry_after)
+            logger.warning("retryable failure", extra={"error": str(e), "step": e.step, "waitSeconds": round(wait, 1)})
+            if (
+                inline_try < retry_policy.MAX_INLINE_RETRIES
+                and wait <= retry_policy.INLINE_WAIT_SECONDS
+                and _time_left(context) > wait + 30
+            ):
+                time.sleep(wait)
+                continue
+            hand_back(record, runtime, wait)
+
+
+def hand_back(record: SQSRecord, runtime: Runtime, wait: float) -> None:
+    """Return the message to the queue, visible again after ``wait`` seconds."""
+    try:
+        runtime.sqs_client.change_message_visibility(
+            QueueUrl=runtime.settings.require("jobs_queue_url"),
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=max(0, min(int(wait), retry_policy.MAX_VISIBILITY_SECONDS)),
+        )
+    except (ClientError, BotoCoreError):
+        logger.exception("could not set the message's visibility; it returns after the queue's timeout")
+    raise RetryLater(f"retry in {wait:.0f} s")
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    runtime = get_runtime()
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        logger.error("dropping a message that is not JSON", extra={"messageId": record.message_id})
+        return
+    if isinstance(body, dict) and "jobId" in body:
+        try:
+            message = JobMessage.model_validate(body)
+        except ValidationError:
+            logger.error("dropping a job message of the wrong shape", extra={"messageId": record.message_id})
+            return
+        try:
+            run_job(message, record, lambda_context, runtime)
+        except AttachError as e:
+            runtime.job_runner.fail(message.jobId, str(e))
+        return
+    logger.error("dropping a message of unknown kind", extra={"messageId": record.message_id})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    get_runtime().register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,301 @@
+"""A Jira Automation rule's view: POST the webhook, the job is queued, the worker attaches the file once.
+
+Everything crosses real protocols: HTTP to the local API front (which invokes the webhook handler with
+API Gateway proxy events), SQS, DynamoDB and S3 in moto, and the Atlassian simulator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import pytest
+import requests
+
+from assets_attach import retry_policy
+from devstack.atlassian_sim import Fault
+from devstack.lambda_local import LocalWorker
+from devstack.log_capture import CapturedLogs
+from devstack.stack import LocalStack
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back-off waits of seconds, as in production, would only slow the suite; their sizes are unit-tested."""
+    monkeypatch.setattr(retry_policy, "BACKOFF_BASE_SECONDS", 0.05)
+
+
+def post(api: str, stack: LocalStack, body: Any, *, token: str | None = None, raw: str | None = None,
+         content_type: str = "application/json") -> requests.Response:  # fmt: skip
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {token or stack.webhook_token}"}
+    data = raw if raw is not None else json.dumps(body)
+    return requests.post(f"{api}/attachments", data=data.encode(), headers=headers, timeout=30)
+
+
+def job_status(stack: LocalStack, status_url: str) -> dict[str, Any]:
+    reply = requests.get(status_url, headers={"Authorization": f"Bearer {stack.webhook_token}"}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def drain(worker: LocalWorker, rounds: int = 20) -> None:
+    """Poll until a poll finds nothing."""
+    for _ in range(rounds):
+        if worker.poll_once() == 0:
+            return
+
+
+def put(stack: LocalStack, key: str, data: bytes, content_type: str | None = None) -> None:
+    extra = {"ContentType": content_type} if content_type else {}
+    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data, **extra)
+
+
+def queue_depth(stack: LocalStack, url: str) -> int:
+    attrs = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_accepted_request_ends_as_exactly_one_attachment(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    put(stack, "attachments/in/Prüfbericht.pdf", data, "application/pdf")
+    body = {
+        "objectId": f"{stack.sim.workspace_id}:1234",
+        "s3Uri": f"s3://{stack.bucket}/attachments/in/Prüfbericht.pdf",
+        "filename": "Prüfbericht Q3.pdf",
+        "comment": "from ITSM-17",
+        "issueKey": "ITSM-17",
+    }
+
+    accepted = post(api, stack, body)
+
+    assert accepted.status_code == 202, accepted.text
+    reply = accepted.json()
+    assert reply["status"] == "queued"
+    assert reply["statusUrl"] == f"{api}/attachments/jobs/{reply['jobId']}"
+    assert job_status(stack, reply["statusUrl"])["status"] == "queued"
+
+    drain(worker)
+
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "succeeded", job
+    assert job["objectId"] == "1234" and job["attempts"] == 1 and job["issueKey"] == "ITSM-17"
+    [attachment] = stack.sim.attachments("1234")
+    assert job["files"] == [
+        {
+            "bucket": stack.bucket,
+            "key": "attachments/in/Prüfbericht.pdf",
+            "filename": "Prüfbericht Q3.pdf",
+            "size": len(data),
+            "status": "attached",
+            "attachmentId": str(attachment.id),
+        }
+    ]
+    assert attachment.filename == "Prüfbericht Q3.pdf"
+    assert attachment.sha256 == hashlib.sha256(data).hexdigest()
+    assert attachment.mime_type == "application/pdf"
+    assert attachment.comment == "from ITSM-17"
+    assert job["jobId"] in logs.text  # correlation key on the log lines
+
+
+def test_the_same_request_again_returns_the_same_job_and_attaches_nothing_new(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"hello")
+    body = {"objectKey": "HW-42", "bucket": stack.bucket, "key": "attachments/a.txt"}
+
+    first = post(api, stack, body).json()
+    drain(worker)
+    second = post(api, stack, body)
+
+    assert second.status_code == 202
+    assert second.json()["jobId"] == first["jobId"]
+    assert queue_depth(stack, stack.queue_url) == 0
+    drain(worker)
+    assert len(stack.sim.attachments("1234")) == 1
+
+    put(stack, "attachments/a.txt", b"hello, changed")  # a new version is a new request
+    third = post(api, stack, body).json()
+    assert third["jobId"] != first["jobId"]
+
+
+def test_several_files_in_one_job(stack: LocalStack, api: str, worker: LocalWorker) -> None:
+    for name in ("one.csv", "two.png"):
+        put(stack, f"attachments/{name}", name.encode())
+    files = [
+        {"s3Uri": f"s3://{stack.bucket}/attachments/one.csv"},
+        {"bucket": stack.bucket, "key": "attachments/two.png", "filename": "Zwei.png"},
+    ]
+    reply = post(api, stack, {"objectId": 1234, "files": files}).json()
+    drain(worker)
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "succeeded"
+    assert sorted(a.filename for a in stack.sim.attachments("1234")) == ["Zwei.png", "one.csv"]
+    assert {a.mime_type for a in stack.sim.attachments("1234")} == {"text/csv", "image/png"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"s3Uri": "s3://BUCKET/attachments/a.txt"}, 400, "objectId"),
+        ({"objectId": "1234"}, 400, "bucket"),
+        ({"objectId": "1234", "bucket": "BUCKET"}, 400, "key"),
+        ({"objectId": "abc", "s3Uri": "s3://BUCKET/attachments/a.txt"}, 400, "objectId"),
+        ({"objectId": "1234", "s3Uri": "BUCKET/a.txt"}, 400, "s3Uri"),
+        ({"objectId": "1234", "s3Uri": "s3://BUCKET/attachments/a.txt", "objectID": "1"}, 400, "objectID"),
+        ({"objectId": "1234", "files": [{"s3Uri": "s3://BUCKET/attachments/a.txt"}, {"bucket": "BUCKET"}]}, 400,
+         "files[1].key"),
+        ({"objectId": "1234", "files": [{"s3Uri": "s3://BUCKET/x"}] * 21}, 400, "files"),
+        ({"objectId": "1234", "s3Uri": "s3://not-allowed-bucket/a.txt"}, 403, "bucket"),
+        ({"objectId": "1234", "s3Uri": "s3://BUCKET/attachments/missing.txt"}, 404, "key"),
+        ({"objectId": "1234", "files": [{"s3Uri": "s3://BUCKET/attachments/a.txt"},
+                                        {"s3Uri": "s3://BUCKET/attachments/big.bin"}]}, 413, "files[1].key"),
+        ([1, 2], 400, "body"),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_their_status_and_name_the_field(
+    stack: LocalStack, api: str, body: Any, status: int, field: str, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    put(stack, "attachments/big.bin", b"x" * 64)
+    os.environ["MAX_FILE_SIZE_BYTES"] = "32"  # restored by the stack fixture's environment
+    body = json.loads(json.dumps(body).replace("BUCKET", stack.bucket))
+
+    reply = post(api, stack, body)
+
+    assert reply.status_code == status, reply.text
+    error = reply.json()["error"]
+    assert error["field"] == field
+    assert error["code"] and error["message"]
+    assert queue_depth(stack, stack.queue_url) == 0
+
+
+def test_transport_errors(stack: LocalStack, api: str, logs: CapturedLogs) -> None:
+    body = {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}
+    not_json = post(api, stack, body, raw="objectId=1234")
+    assert not_json.status_code == 400 and not_json.json()["error"]["field"] == "body"
+    bad_json = post(api, stack, body, raw='{"objectId": ')
+    assert bad_json.status_code == 400 and bad_json.json()["error"]["field"] == "body"
+    form = post(api, stack, body, content_type="application/x-www-form-urlencoded")
+    assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
+    wrong = post(api, stack, body, token="not-a-token")
+    assert wrong.status_code == 401 and wrong.json()["error"]["field"] == "Authorization"
+    anonymous = requests.post(f"{api}/attachments", json=body, timeout=30)
+    assert anonymous.status_code == 401
+    unknown = requests.get(f"{api}/attachments/jobs/nope", headers={"Authorization": f"Bearer {stack.webhook_token}"},
+                           timeout=30)  # fmt: skip
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "job_not_found"
+    peek = requests.get(f"{api}/attachments/jobs/nope", timeout=30)
+    assert peek.status_code == 401
+
+
+def test_a_rotated_webhook_token_list_accepts_old_and_new(stack: LocalStack, api: str) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    stack.put_secret(webhookTokens=["new-token-0123456789", stack.webhook_token])
+    body = {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}
+    assert post(api, stack, body, token="new-token-0123456789").status_code == 202
+    assert post(api, stack, body).status_code == 202
+
+
+def test_worker_crash_after_the_link_leaves_one_attachment(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    stack.sim.inject("link", Fault(after_success=True, drop_after_bytes=0))  # linked, then the reply is lost
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+
+    drain(worker)
+
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "succeeded", job
+    [attachment] = stack.sim.attachments("1234")
+    assert job["files"][0]["attachmentId"] == str(attachment.id)
+    assert "already attached" in logs.text
+
+
+def test_when_the_attachment_list_is_unavailable_the_check_degrades_with_a_warning(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    stack.sim.inject("link", Fault(status=502, after_success=True))
+    stack.sim.inject("list", Fault(status=404))
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    drain(worker)
+    assert job_status(stack, reply["statusUrl"])["status"] == "succeeded"
+    assert "cannot list the object's attachments" in logs.text
+
+
+def test_429_with_retry_after_and_5xx_bursts_end_in_success(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    stack.sim.inject("upload", Fault(status=429, retry_after=1))
+    stack.sim.inject("link", Fault(status=503, times=2))
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+
+    drain(worker)
+
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "succeeded", job
+    assert len(stack.sim.attachments("1234")) == 1
+    assert job["attempts"] >= 3  # the first try, the 429, and the 503s
+    assert "retryable failure" in logs.text
+
+
+def test_a_long_retry_after_hands_the_message_back_with_that_delay(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    stack.sim.inject("credentials", Fault(status=429, retry_after=120))
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+
+    assert worker.poll_once() == 1
+    assert worker.poll_once() == 0  # invisible for the 120 s Atlassian asked for, not the queue's 2 s
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "running"
+    assert queue_depth(stack, stack.queue_url) == 1
+
+
+def test_a_permanent_failure_fails_the_job_at_once_with_its_reason(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    stack.sim.inject("credentials", Fault(status=403))
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+
+    drain(worker)
+
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "failed"
+    assert "403" in job["files"][0]["error"] and job["files"][0]["status"] == "failed"
+    assert job["attempts"] == 1
+    assert worker.invocations == 1
+    assert queue_depth(stack, stack.queue_url) == 0 and queue_depth(stack, stack.dlq_url) == 0
+
+
+def test_an_unknown_object_key_fails_the_job(stack: LocalStack, api: str, worker: LocalWorker) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    reply = post(api, stack, {"objectKey": "HW-404", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    drain(worker)
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "failed" and "HW-404" in job["error"]
+
+
+def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(
+    stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
+) -> None:
+    put(stack, "attachments/a.txt", b"a")
+    stack.sim.inject("credentials", Fault(status=503, retry_after=0, times=1000))
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+
+    drain(worker, rounds=stack.max_receive_count + 2)
+
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "failed"
+    assert f"gave up after {stack.max_receive_count} attempts" in job["error"]
+    assert queue_depth(stack, stack.queue_url) == 0
+    assert queue_depth(stack, stack.dlq_url) == 1
+    assert stack.sim.attachments("1234") == []
