@@ -1,4 +1,4 @@
-"""Worker Lambda: SQS batches of jobs (and, later, S3 notifications), with partial batch failure reporting.
+"""Worker Lambda: SQS batches of jobs and S3 notifications, with partial batch failure reporting.
 
 A record whose job fails for a reason a retry can fix goes back to the queue: after a short sleep here,
 or with its visibility timeout set to the wait. On its last receive (MAX_RECEIVE_COUNT) the job is
@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from . import retry_policy
+from . import retry_policy, s3_drop
 from .errors import AttachError
 from .job_runner import count_failure
 from .jobs import JobMessage
@@ -84,11 +84,32 @@ def hand_back(record: SQSRecord, runtime: Runtime, wait: float) -> None:
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    runtime = get_runtime()
+    try:
+        handle_record(record, lambda_context, get_runtime())
+    except RetryLater:
+        raise
+    except Exception:
+        logger.exception("the record failed; it goes back to the queue", extra={"messageId": record.message_id})
+        raise
+
+
+def handle_record(record: SQSRecord, lambda_context: LambdaContext, runtime: Runtime) -> None:
     try:
         body = json.loads(record.body)
     except ValueError:
         logger.error("dropping a message that is not JSON", extra={"messageId": record.message_id})
+        return
+    if s3_drop.is_test_event(body):
+        logger.info("ignoring S3's test event")
+        return
+    if s3_drop.is_s3_event(body):
+        for drop in s3_drop.drops(body):
+            logger.append_keys(bucket=drop.bucket, key=drop.key)
+            decision = s3_drop.decide(drop, runtime.s3, runtime.settings.s3_key_prefix)
+            if decision.job is None:
+                logger.warning("skipping an S3 object", extra={"reason": decision.skipped})
+                continue
+            run_job(decision.job, record, lambda_context, runtime)
         return
     if isinstance(body, dict) and "jobId" in body:
         try:

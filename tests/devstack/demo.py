@@ -3,8 +3,9 @@
 It starts a moto server (S3, SQS, DynamoDB, Secrets Manager), the Atlassian simulator, the webhook
 behind a local API Gateway front and the worker polling the queue. Then, as a Jira Automation rule
 would, it POSTs the webhook for a file with a non-ASCII name, follows the job's status URL until the
-job ends, and shows what landed in Assets. Exits non-zero unless the attachment is there, once, with
-the file's exact bytes.
+job ends, and shows what landed in Assets. Last, it drops a file into the bucket under
+``attachments/HW-42/`` and shows the S3 notification attach it. Exits non-zero unless each attachment is
+there, once, with the file's exact bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import sys
 import time
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -80,7 +82,33 @@ def run(stack: LocalStack, api_url: str) -> int:
     print(f"  content type    {attachment.mime_type}")
     print(f"  comment         {attachment.comment}")
     print(f"  sha256          {attachment.sha256} ({'matches' if matches else 'DIFFERS from'} the S3 object)")
-    return 0 if matches and attachment.filename == SAMPLE_KEY.rsplit("/", 1)[-1] else 1
+    if not (matches and attachment.filename == SAMPLE_KEY.rsplit("/", 1)[-1]):
+        return 1
+    return drop_into_bucket(stack)
+
+
+def drop_into_bucket(stack: LocalStack) -> int:
+    """The other way in: a file put under attachments/<objectKey>/ is attached by the S3 notification."""
+    key = "attachments/HW-42/Lieferschein März.csv"
+    data = b"item;qty\nSSD 2TB;4\n"
+    print(f"\nput               s3://{stack.bucket}/{key} (no webhook: the S3 notification does it)")
+    stack.client("s3").put_object(
+        Bucket=stack.bucket, Key=key, Body=data, Metadata={"assets-comment": quote("Dropped into the bucket")}
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        landed = [a for a in stack.sim.attachments("1234") if a.filename == "Lieferschein März.csv"]
+        if landed:
+            attachment = landed[0]
+            ok = attachment.sha256 == hashlib.sha256(data).hexdigest()
+            print(f"  attached        {attachment.filename} ({attachment.size} bytes, {attachment.mime_type})")
+            print(f"  comment         {attachment.comment}")
+            print(f"  sha256          {'matches' if ok else 'DIFFERS from'} the S3 object")
+            print(f"\nobject 1234 now holds {len(stack.sim.attachments('1234'))} attachments")
+            return 0 if ok else 1
+        time.sleep(0.2)
+    print("FAILED: the dropped file was not attached within 60 s", file=sys.stderr)
+    return 1
 
 
 def main() -> int:

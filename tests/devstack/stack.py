@@ -141,6 +141,23 @@ class LocalStack:
         )["QueueUrl"]
         return self
 
+    def enable_s3_notifications(self, prefix: str = "attachments/") -> None:
+        """As template.yaml wires it: ObjectCreated under the prefix goes to the jobs queue."""
+        sqs = self.client("sqs")
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=self.bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": queue_arn["QueueArn"],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                    }
+                ]
+            },
+        )
+
     def worker(self, timeout_seconds: float = 300) -> LocalWorker:
         return LocalWorker(self.client("sqs"), self.queue_url, timeout_seconds=timeout_seconds)
 
@@ -160,6 +177,7 @@ def local_stack(objects: Mapping[str, str | None] | None = None) -> Iterator[Loc
         for object_id, object_key in (objects or {"1234": "HW-42"}).items():
             sim.add_object(object_id, object_key)
         stack = LocalStack(moto_url, sim, visibility_timeout=30).seed()
+        stack.enable_s3_notifications()
         with patched_environ(stack.env()):
             yield stack
 

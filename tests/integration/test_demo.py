@@ -22,3 +22,5 @@ def test_demo_attaches_the_file_through_webhook_queue_and_worker() -> None:
     assert "job status      succeeded" in done.stdout
     assert "matches the S3 object" in done.stdout
     assert "Prüfbericht 2026 – 検査 ✓.pdf" in done.stdout
+    assert "attached        Lieferschein März.csv" in done.stdout
+    assert "object 1234 now holds 2 attachments" in done.stdout

@@ -1,0 +1,135 @@
+"""Files dropped into the uploads bucket: from an S3 event notification (delivered through SQS) to a job.
+
+The Assets object comes from the object's user metadata ``assets-object-id`` or ``assets-object-key``,
+else from its key, ``<S3_KEY_PREFIX><objectId or objectKey>/<filename>``. ``assets-filename`` and
+``assets-comment`` (percent-encoded UTF-8) are optional. Each drop gets a job id derived from bucket,
+key and version (or sequencer, or ETag), so a duplicate delivery finds its job done and attaches nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event
+
+from .errors import BadRequestError, SourceChangedError, SourceNotFoundError
+from .jobs import JobFile, JobMessage, JobSpec
+from .object_ids import normalize_object_id, normalize_object_key
+from .s3_source import S3Object, S3Source
+
+META_OBJECT_ID = "assets-object-id"
+META_OBJECT_KEY = "assets-object-key"
+META_FILENAME = "assets-filename"
+META_COMMENT = "assets-comment"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """One ObjectCreated record, its key decoded once: S3 sends it URL-encoded (``+`` for space) and
+    Powertools' ``S3Event`` hands it over as sent."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    sequencer: str | None
+    etag: str | None
+
+    @property
+    def job_id(self) -> str:
+        identity = "\n".join((self.bucket, self.key, self.version_id or self.sequencer or self.etag or ""))
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def pin(self) -> dict[str, str]:
+        if self.version_id:
+            return {"VersionId": self.version_id}
+        return {"IfMatch": f'"{self.etag}"'} if self.etag else {}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A job to run, or why the drop is skipped (logged, never retried)."""
+
+    drop: Drop
+    job: JobMessage | None = None
+    skipped: str | None = None
+
+
+def is_test_event(body: Any) -> bool:
+    """S3 sends ``{"Event": "s3:TestEvent", ...}`` (no Records) when a notification is configured."""
+    return isinstance(body, dict) and body.get("Event") == "s3:TestEvent"
+
+
+def is_s3_event(body: Any) -> bool:
+    records = body.get("Records") if isinstance(body, dict) else None
+    if not isinstance(records, list) or not records:
+        return False
+    return all(isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records)
+
+
+def drops(body: dict[str, Any]) -> Iterator[Drop]:
+    for record in S3Event(body).records:
+        if not record.event_name.startswith("ObjectCreated:"):
+            continue
+        obj = record.s3.get_object
+        yield Drop(
+            bucket=record.s3.bucket.name,
+            key=unquote_plus(obj.key),
+            version_id=obj.get("versionId") or None,  # only on versioned buckets
+            sequencer=obj.get("sequencer") or None,
+            etag=obj.get("eTag") or None,
+        )
+
+
+def _target(drop: Drop, head: S3Object, prefix: str) -> tuple[str | None, str | None] | None:
+    """(objectId, objectKey) from the metadata or the key; None when the object names no Assets object."""
+    if head.metadata.get(META_OBJECT_ID):
+        return normalize_object_id(head.metadata[META_OBJECT_ID], META_OBJECT_ID), None
+    if head.metadata.get(META_OBJECT_KEY):
+        return None, normalize_object_key(head.metadata[META_OBJECT_KEY], META_OBJECT_KEY)
+    parts = drop.key[len(prefix) :].split("/")
+    if len(parts) < 2:
+        return None
+    try:
+        return normalize_object_id(parts[0]), None
+    except BadRequestError:
+        pass
+    try:
+        return None, normalize_object_key(parts[0])
+    except BadRequestError:
+        return None
+
+
+def decide(drop: Drop, s3: S3Source, prefix: str) -> Decision:
+    """Read the object's metadata and turn the drop into a job, or say why it is skipped."""
+    if not drop.key.startswith(prefix) or drop.key.endswith("/"):
+        return Decision(drop, skipped=f"the key is not a file under {prefix!r}")
+    try:
+        head = s3.head(drop.bucket, drop.key, pin=drop.pin())
+    except (SourceNotFoundError, SourceChangedError) as e:
+        return Decision(drop, skipped=f"the object is gone or was replaced: {e}")
+    try:
+        target = _target(drop, head, prefix)
+    except BadRequestError as e:
+        return Decision(drop, skipped=f"metadata {e.field}: {e.message}")
+    if target is None:
+        return Decision(
+            drop,
+            skipped=f"names no Assets object: use {prefix}<objectId or objectKey>/<file> "
+            f"or the metadata {META_OBJECT_ID} / {META_OBJECT_KEY}",
+        )
+    object_id, object_key = target
+    file = JobFile(
+        bucket=drop.bucket,
+        key=drop.key,
+        filename=unquote(head.metadata.get(META_FILENAME, "")) or head.name,
+        comment=unquote(head.metadata.get(META_COMMENT, "")),
+        size=head.size,
+        versionId=head.version_id if head.version_id and head.version_id != "null" else None,
+        etag=head.etag,
+    )
+    spec = JobSpec(objectId=object_id, objectKey=object_key, files=[file], origin="s3")
+    return Decision(drop, job=JobMessage(jobId=drop.job_id, spec=spec))

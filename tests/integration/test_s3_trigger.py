@@ -1,0 +1,196 @@
+"""Files dropped into the uploads bucket become attachments: S3 notifies SQS (moto does it for real, as the
+template wires it), the worker reads the object's metadata or key and attaches it once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from assets_attach import s3_drop
+from devstack import peak_rss
+from devstack.atlassian_sim import AtlassianSimulator
+from devstack.bigfile import MiB, put_big_object
+from devstack.lambda_local import LambdaContext, LocalWorker, load_event
+from devstack.log_capture import CapturedLogs
+from devstack.stack import LocalStack, child_env
+
+
+@pytest.fixture
+def dropping(stack: LocalStack, worker: LocalWorker, logs: CapturedLogs) -> LocalStack:
+    stack.enable_s3_notifications()
+    drain(worker)  # S3's test event, sent when the notification is configured
+    assert "ignoring S3's test event" in logs.text
+    worker.invocations = 0
+    return stack
+
+
+def drain(worker: LocalWorker, rounds: int = 10) -> None:
+    for _ in range(rounds):
+        if worker.poll_once() == 0:
+            return
+
+
+def drop(stack: LocalStack, key: str, data: bytes, **metadata: str) -> None:
+    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data, Metadata=metadata)
+
+
+def depth(stack: LocalStack, url: str) -> int:
+    attrs = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def job_of(stack: LocalStack, api: str, key: str) -> dict[str, Any]:
+    head = stack.client("s3").head_object(Bucket=stack.bucket, Key=key)
+    job_id = s3_drop.Drop(stack.bucket, key, None, None, head["ETag"].strip('"')).job_id
+    reply = requests.get(
+        f"{api}/attachments/jobs/{job_id}", headers={"Authorization": f"Bearer {stack.webhook_token}"}, timeout=30
+    )
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_key_route_with_an_object_id_and_a_unicode_name(
+    dropping: LocalStack, worker: LocalWorker, api: str, logs: CapturedLogs
+) -> None:
+    key = "attachments/1234/Prüfbericht Q3 – 検査 + notes.pdf"
+    drop(dropping, key, b"%PDF-1.7 report")
+
+    drain(worker)
+
+    [attachment] = dropping.sim.attachments("1234")
+    assert attachment.filename == "Prüfbericht Q3 – 検査 + notes.pdf"
+    assert attachment.mime_type == "application/pdf"
+    job = job_of(dropping, api, key)
+    assert job["status"] == "succeeded" and job["files"][0]["attachmentId"] == str(attachment.id)
+
+
+def test_key_route_with_an_object_key_resolved_through_aql(dropping: LocalStack, worker: LocalWorker) -> None:
+    drop(dropping, "attachments/HW-42/photo.jpg", b"\xff\xd8\xff")
+    drain(worker)
+    [attachment] = dropping.sim.attachments("1234")
+    assert (attachment.filename, attachment.mime_type) == ("photo.jpg", "image/jpeg")
+
+
+def test_metadata_route_with_name_and_comment(dropping: LocalStack, worker: LocalWorker) -> None:
+    drop(
+        dropping,
+        "attachments/inbox/scan-0001.pdf",
+        b"%PDF",
+        **{
+            "assets-object-key": "HW-42",
+            "assets-filename": quote("Lieferschein März.pdf"),
+            "assets-comment": quote("Geprüft ✓"),
+        },
+    )
+    drain(worker)
+    [attachment] = dropping.sim.attachments("1234")
+    assert attachment.filename == "Lieferschein März.pdf"
+    assert attachment.comment == "Geprüft ✓"
+
+
+def test_a_duplicate_event_attaches_nothing_new(dropping: LocalStack, worker: LocalWorker) -> None:
+    key = "attachments/1234/once.txt"
+    drop(dropping, key, b"once")
+    sqs = dropping.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=dropping.queue_url, VisibilityTimeout=0).get("Messages", [])
+    sqs.send_message(QueueUrl=dropping.queue_url, MessageBody=message["Body"])  # S3 delivers at least once
+
+    drain(worker)
+
+    assert len(dropping.sim.attachments("1234")) == 1
+    assert depth(dropping, dropping.queue_url) == 0
+
+
+@pytest.mark.parametrize(
+    "key", ["attachments/readme.txt", "attachments/not an object/file.txt", "elsewhere/1234/file.txt"]
+)
+def test_an_object_that_names_no_assets_object_is_skipped_without_retry(
+    dropping: LocalStack, worker: LocalWorker, logs: CapturedLogs, key: str
+) -> None:
+    drop(dropping, key, b"x")
+    if key.startswith("elsewhere/"):  # the notification filter would not send it; the worker checks too
+        dropping.client("sqs").send_message(
+            QueueUrl=dropping.queue_url, MessageBody=s3_event_body(dropping.bucket, key)
+        )
+
+    drain(worker)
+
+    assert dropping.sim.attachments("1234") == []
+    assert depth(dropping, dropping.queue_url) == 0 and depth(dropping, dropping.dlq_url) == 0
+    assert "skipping an S3 object" in logs.text
+
+
+def test_an_object_id_that_does_not_exist_fails_its_job_without_retry(
+    dropping: LocalStack, worker: LocalWorker, api: str
+) -> None:
+    drop(dropping, "attachments/999/x.txt", b"x")
+    drain(worker)
+    job = job_of(dropping, api, "attachments/999/x.txt")
+    assert job["status"] == "failed" and "999" in job["files"][0]["error"]
+    assert worker.invocations == 1
+    assert depth(dropping, dropping.queue_url) == 0 and depth(dropping, dropping.dlq_url) == 0
+
+
+def s3_event_body(bucket: str, key: str) -> str:
+    """The body of events/worker_sqs_s3_put.json, pointed at another bucket and key."""
+    body = json.loads(load_event("worker_sqs_s3_put.json")["Records"][0]["body"])
+    obj = body["Records"][0]["s3"]
+    obj["bucket"]["name"] = bucket
+    obj["object"].update({"key": quote(key, safe="/").replace("%20", "+"), "versionId": None, "eTag": None})
+    return json.dumps(body)
+
+
+def test_the_sample_events_as_s3_sends_them(stack: LocalStack) -> None:
+    """events/: an S3 put with a URL-encoded key (``+`` for space, UTF-8 escapes), and S3's test event."""
+    from assets_attach import worker as worker_module
+
+    event = load_event("worker_sqs_s3_put.json")
+    body = json.loads(event["Records"][0]["body"])
+    s3 = body["Records"][0]["s3"]
+    s3["bucket"]["name"] = stack.bucket
+    key = "attachments/HW-42/Prüfbericht Q3 – 検査.pdf"
+    assert [d.key for d in s3_drop.drops(body)] == [key]
+    put = stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=b"%PDF")
+    s3["object"].update({"versionId": put["VersionId"], "eTag": put["ETag"].strip('"')})
+    event["Records"][0]["body"] = json.dumps(body)
+
+    assert worker_module.lambda_handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert [a.filename for a in stack.sim.attachments("1234")] == ["Prüfbericht Q3 – 検査.pdf"]
+    assert worker_module.lambda_handler(load_event("worker_sqs_s3_test_event.json"), LambdaContext()) == {
+        "batchItemFailures": []
+    }
+
+
+def drain_in_a_child() -> int:
+    """Run the worker over the queue in its own process; its peak RSS in bytes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack.peak_rss", "devstack.worker_once"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return peak_rss.parse(done.stderr)
+
+
+@pytest.mark.slow
+def test_a_large_drop_is_streamed(dropping: LocalStack, sim: AtlassianSimulator) -> None:
+    s3 = dropping.client("s3")
+    small_sha = put_big_object(s3, dropping.bucket, "attachments/1234/small.zip", MiB)
+    small_rss = drain_in_a_child()
+    big_sha = put_big_object(s3, dropping.bucket, "attachments/1234/big.zip", 512 * MiB)
+    big_rss = drain_in_a_child()
+
+    landed = {a.filename: a for a in sim.attachments("1234")}
+    assert (landed["small.zip"].size, landed["small.zip"].sha256) == (MiB, small_sha)
+    assert (landed["big.zip"].size, landed["big.zip"].sha256) == (512 * MiB, big_sha)
+    print(f"worker peak RSS: 1 MiB drop {small_rss / MiB:.1f} MiB, 512 MiB drop {big_rss / MiB:.1f} MiB")
+    assert big_rss - small_rss <= 64 * MiB
