@@ -5,7 +5,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := tests
 
-.PHONY: install test lint unit integration demo dev bench clean
+# aws-sam-cli pins boto3 below functions/requirements.txt, and checkov pins packaging<24, which pytest cannot share:
+# each lives in its own virtual environment, installed on first use.
+SAM_VENV      := .venv-sam
+SAM           := $(SAM_VENV)/bin/sam
+CHECKOV_VENV  := .venv-checkov
+SAM_STAMP     := $(SAM_VENV)/.installed
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: install test lint build unit integration demo dev bench clean
 
 install: $(STAMP)
 
@@ -15,10 +24,32 @@ $(STAMP): pyproject.toml functions/requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
 	touch $(STAMP)
 
-lint: install
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+lint: install $(SAM_STAMP) $(CHECKOV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(SAM) validate --lint --region us-east-1
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
+
+# sam build needs the runtime's Python (python3.13) on PATH: found there, or among pyenv's versions.
+build: install $(SAM_STAMP)
+	@py313="$$(sh tests/packaging/find-python3.13)" || { \
+		echo "make build: sam build needs Python 3.13 (the functions' runtime, python3.13) on PATH; none found there or in pyenv." >&2; \
+		exit 1; }; \
+	echo "make build: sam build with $$py313"; \
+	PATH="$$(dirname "$$py313"):$$PATH" $(SAM) build && \
+	$(PY) tests/packaging/check_build.py --python "$$py313"
 
 test: lint
 	$(PY) -m pytest
@@ -39,4 +70,4 @@ bench: install
 	$(PY) -m devstack.bench
 
 clean:
-	rm -rf $(VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache

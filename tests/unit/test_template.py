@@ -1,0 +1,297 @@
+"""template.yaml against the code: handlers that import, settings that are set, and the queue and bucket wiring.
+
+Reads files only (sockets are blocked in this tier); `make lint` runs sam validate, cfn-lint and checkov on top.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+PACKAGE = ROOT / "functions" / "assets_attach"
+
+# Read by the code but never set in Lambda: the boto3 endpoint override of the local stack and tests, and the
+# CLI's fallbacks when there is no ATLASSIAN_SECRET_ID.
+NOT_FOR_LAMBDA = {"AWS_ENDPOINT_URL", "ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN", "ASSETS_WORKSPACE_ID"}
+# The contract's settings: the scan below must find at least these, or it has stopped seeing the code's reads.
+CONTRACT_SETTINGS = {
+    "ATLASSIAN_SECRET_ID",
+    "ASSETS_API_BASE_URL",
+    "MEDIA_ALLOWED_HOSTS",
+    "ALLOWED_BUCKETS",
+    "MAX_FILE_SIZE_BYTES",
+    "MEDIA_UPLOAD_PATH",
+    "S3_KEY_PREFIX",
+}
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form tags (!Ref, !Sub, !GetAtt, !If, ...) into their long form."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{tag_suffix}", node.start_mark)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    with TEMPLATE.open(encoding="utf-8") as stream:
+        loaded: dict[str, Any] = yaml.load(stream, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return loaded
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def function_properties(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each function's properties with the Globals merged in (environment variables merged key by key)."""
+    defaults = template.get("Globals", {}).get("Function", {})
+    merged = {}
+    for name, resource in resources_of(template, "AWS::Serverless::Function").items():
+        props = {**defaults, **resource["Properties"]}
+        variables = {
+            **defaults.get("Environment", {}).get("Variables", {}),
+            **resource["Properties"].get("Environment", {}).get("Variables", {}),
+        }
+        props["Environment"] = {"Variables": variables}
+        merged[name] = props
+    return merged
+
+
+def function_for(template: dict[str, Any], entry: str) -> dict[str, Any]:
+    """The merged properties of the function whose handler is assets_attach.<entry>.lambda_handler."""
+    handler = f"assets_attach.{entry}.lambda_handler"
+    return next(p for p in function_properties(template).values() if p["Handler"] == handler)
+
+
+def variables_read_by_code() -> set[str]:
+    """UPPER_CASE names passed first to a call or a subscript in the package: os.environ["X"], env.get("X", ...),
+    os.getenv("X"), get("X", ...), positive_int("X", ...)."""
+    pattern = re.compile(r"""(?:\w\(|\[)\s*["']([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)["']""")
+    names: set[str] = set()
+    for source in sorted(PACKAGE.glob("*.py")):
+        names.update(pattern.findall(source.read_text(encoding="utf-8")))
+    return names
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+# ---------------------------------------------------------------- functions
+
+
+def test_there_is_a_webhook_and_a_worker(template: dict[str, Any]) -> None:
+    handlers = {p["Handler"] for p in function_properties(template).values()}
+    assert handlers == {"assets_attach.webhook.lambda_handler", "assets_attach.worker.lambda_handler"}
+
+
+def test_every_function_is_built_from_the_one_code_uri(template: dict[str, Any]) -> None:
+    for name, props in function_properties(template).items():
+        assert props["CodeUri"].rstrip("/") == "functions", name
+        assert props["Runtime"] == "python3.13", name
+        assert props["Architectures"] == ["arm64"], name
+        assert props["Tracing"] == "Active", name
+
+
+def test_every_handler_names_a_callable_in_the_package(template: dict[str, Any]) -> None:
+    for name, props in function_properties(template).items():
+        module_name, _, attribute = props["Handler"].rpartition(".")
+        module = importlib.import_module(module_name)
+        assert Path(module.__file__ or "").is_relative_to(PACKAGE), f"{name}: {module_name} is not from functions/"
+        assert callable(getattr(module, attribute, None)), f"{name}: {props['Handler']} is not callable"
+
+
+def test_the_scan_sees_the_settings_the_code_reads() -> None:
+    assert variables_read_by_code() >= CONTRACT_SETTINGS
+
+
+def test_every_variable_the_code_reads_is_set_for_every_function(template: dict[str, Any]) -> None:
+    needed = variables_read_by_code() - NOT_FOR_LAMBDA
+    for name, props in function_properties(template).items():
+        missing = needed - set(props["Environment"]["Variables"])
+        assert not missing, f"{name} lacks {sorted(missing)}"
+
+
+def test_the_template_sets_no_variable_the_code_ignores(template: dict[str, Any]) -> None:
+    read = variables_read_by_code()
+    for name, props in function_properties(template).items():
+        unknown = {v for v in props["Environment"]["Variables"] if not v.startswith("POWERTOOLS_")} - read
+        assert not unknown, f"{name} sets {sorted(unknown)}, which nothing in functions/assets_attach reads"
+
+
+def test_powertools_settings(template: dict[str, Any]) -> None:
+    for props in function_properties(template).values():
+        variables = props["Environment"]["Variables"]
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "assets-attach"
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "AssetsAttach"
+        assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_webhook_answers_within_api_gateways_limit(template: dict[str, Any]) -> None:
+    webhook = function_for(template, "webhook")
+    assert webhook["Timeout"] <= 29
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in webhook["Events"].values()}
+    assert routes == {("post", "/attachments"), ("get", "/attachments/jobs/{jobId}")}
+    assert all(e["Type"] == "Api" for e in webhook["Events"].values())
+
+
+# ---------------------------------------------------------------- queue
+
+
+def test_worker_reads_the_jobs_queue_in_small_batches_reporting_item_failures(template: dict[str, Any]) -> None:
+    (event,) = function_for(template, "worker")["Events"].values()
+    assert event["Type"] == "SQS"
+    props = event["Properties"]
+    assert props["Queue"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert props["BatchSize"] == 5
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaxConcurrency"}
+    assert template["Parameters"]["WorkerMaxConcurrency"]["MinValue"] == 2  # SQS's own minimum
+
+
+def test_visibility_timeout_is_at_least_six_times_the_worker_timeout(template: dict[str, Any]) -> None:
+    queue = template["Resources"]["JobsQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function_for(template, "worker")["Timeout"]
+
+
+def test_max_receive_count_has_one_source(template: dict[str, Any]) -> None:
+    redrive = template["Resources"]["JobsQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    for props in function_properties(template).values():
+        assert props["Environment"]["Variables"]["MAX_RECEIVE_COUNT"] == redrive["maxReceiveCount"]
+    mapping, key, attribute = redrive["maxReceiveCount"]["Fn::FindInMap"]
+    assert int(template["Mappings"][mapping][key][attribute]) == 5
+
+
+def test_dead_letter_queue_keeps_messages_fourteen_days(template: dict[str, Any]) -> None:
+    assert template["Resources"]["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+# ---------------------------------------------------------------- uploads bucket
+
+
+def test_queue_policy_names_the_bucket_without_referring_to_it(template: dict[str, Any]) -> None:
+    """The bucket depends on the queue policy (S3 checks the destination), so the policy must build the bucket's
+    ARN from its name with Fn::Sub: a Ref or GetAtt of UploadsBucket would be a circular dependency."""
+    policy = template["Resources"]["JobsQueuePolicy"]
+    bucket = template["Resources"]["UploadsBucket"]
+    assert bucket["DependsOn"] in ("JobsQueuePolicy", ["JobsQueuePolicy"])
+    references = [n for n in walk(policy) if isinstance(n, dict) and ("Ref" in n or "Fn::GetAtt" in n)]
+    assert not [r for r in references if "UploadsBucket" in (r.get("Ref"), (r.get("Fn::GetAtt") or [None])[0])]
+
+    statement = next(s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow")
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    condition, created, existing = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::If"]
+    assert condition == "CreateUploadsBucket"
+    assert created == {"Fn::Sub": "arn:${AWS::Partition}:s3:::" + bucket["Properties"]["BucketName"]["Fn::Sub"]}
+    assert existing == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ExistingUploadsBucket}"}
+
+
+def test_uploads_under_the_key_prefix_notify_the_jobs_queue(template: dict[str, Any]) -> None:
+    props = template["Resources"]["UploadsBucket"]["Properties"]
+    (notification,) = props["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Queue"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "S3KeyPrefix"}}]
+    for function in function_properties(template).values():
+        assert function["Environment"]["Variables"]["S3_KEY_PREFIX"] == {"Ref": "S3KeyPrefix"}
+    assert template["Parameters"]["S3KeyPrefix"]["Default"] == "attachments/"
+
+
+def test_uploads_bucket_is_versioned_encrypted_private_and_tls_only(template: dict[str, Any]) -> None:
+    props = template["Resources"]["UploadsBucket"]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    (deny,) = template["Resources"]["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+# ---------------------------------------------------------------- least privilege
+
+
+def iam_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, role in resources_of(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                yield name, statement
+    for name, policy in resources_of(template, "AWS::IAM::ManagedPolicy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            yield name, statement
+
+
+def test_no_wildcard_resource_where_the_service_has_narrower_ones(template: dict[str, Any]) -> None:
+    for name, statement in iam_statements(template):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Resource"] == "*" or statement["Resource"] == ["*"]:
+            # X-Ray has no resource-level permissions.
+            assert all(a.startswith("xray:") for a in actions), f"{name} {statement.get('Sid')}: Resource '*'"
+        assert not any(a.endswith(":*") or a == "*" for a in actions), f"{name} {statement.get('Sid')}: {actions}"
+
+
+def test_functions_use_their_own_roles_not_sams_broad_defaults(template: dict[str, Any]) -> None:
+    for name, props in function_properties(template).items():
+        assert "Role" in props, f"{name} would get SAM's AWSLambdaBasicExecutionRole and SQS execution role"
+        assert "Policies" not in props, name
+
+
+def test_dynamodb_tables_match_the_code(template: dict[str, Any]) -> None:
+    tables = template["Resources"]
+    jobs, idempotency = tables["JobsTable"]["Properties"], tables["IdempotencyTable"]["Properties"]
+    assert jobs["KeySchema"] == [{"AttributeName": "jobId", "KeyType": "HASH"}]
+    assert jobs["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert jobs["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert idempotency["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert idempotency["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert jobs["BillingMode"] == idempotency["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert {
+        "WebhookUrl",
+        "JobStatusUrlPattern",
+        "UploadsBucketName",
+        "JobsQueueUrl",
+        "DeadLetterQueueUrl",
+        "AtlassianSecretArn",
+        "AlarmTopicArn",
+    } <= set(outputs)
+    assert outputs["WebhookUrl"]["Value"]["Fn::Sub"].endswith("/Prod/attachments")
+    assert outputs["JobStatusUrlPattern"]["Value"]["Fn::Sub"].endswith("/Prod/attachments/jobs/{jobId}")
