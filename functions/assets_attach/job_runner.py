@@ -18,6 +18,8 @@ from .s3_source import S3Source
 # Time to keep in hand before starting a file: the fixed steps plus the bytes at a cautious 10 MiB/s.
 FIXED_SECONDS_PER_FILE = 20.0
 CAUTIOUS_BYTES_PER_SECOND = 10 * 1024 * 1024
+# A redelivered job (a duplicate, or a message moved back from the DLQ) resumes with the files not in these states.
+FINAL_FILE_STATES = ("attached", "failed")
 # An attachment made by an interrupted attempt was created after that attempt started linking.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -60,8 +62,8 @@ class JobRunner:
             self._store.create_if_absent(job_id, spec)
             record = self._store.get(job_id)
             assert record is not None
-        if record["status"] in ("succeeded", "failed"):
-            logger.info("job already finished; nothing to do", extra={"status": record["status"]})
+        if all(f["status"] in FINAL_FILE_STATES for f in record["files"]):
+            logger.info("every file of this job is done; nothing to do", extra={"status": record["status"]})
             return record
         self._store.update(job_id, status="running", attempts=int(record.get("attempts", 0)) + 1)
 
@@ -76,7 +78,7 @@ class JobRunner:
         logger.append_keys(objectId=object_id)
 
         for index, (wanted, state) in enumerate(zip(spec.files, record["files"], strict=True)):
-            if state["status"] in ("attached", "failed"):
+            if state["status"] in FINAL_FILE_STATES:
                 continue
             logger.append_keys(bucket=wanted.bucket, key=wanted.key)
             if time_left() < seconds_needed(wanted.size):
@@ -101,9 +103,7 @@ class JobRunner:
         self._store.update(job_id, status="failed", error=reason)
 
     def _finish(self, job_id: str, status: str, error: str | None = None) -> dict[str, Any]:
-        fields: dict[str, Any] = {"status": status}
-        if error:
-            fields["error"] = error
+        fields: dict[str, Any] = {"status": status, "error": error}  # a resumed job that succeeds loses its old error
         self._store.update(job_id, **fields)
         logger.info("job finished", extra=fields)
         return self._store.get(job_id) or {}

@@ -972,6 +972,12 @@ class AtlassianSimulator:
         with self._lock:
             self._faults[step].append([fault, fault.times])
 
+    def clear_faults(self) -> None:
+        """Drop every fault not yet consumed (the outage is over)."""
+        with self._lock:
+            for queued in self._faults.values():
+                queued.clear()
+
     def expire_tokens(self) -> None:
         with self._lock:
             self._expired_jti |= self._issued_jti

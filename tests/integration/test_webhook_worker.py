@@ -299,3 +299,14 @@ def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(
     assert queue_depth(stack, stack.queue_url) == 0
     assert queue_depth(stack, stack.dlq_url) == 1
     assert stack.sim.attachments("1234") == []
+
+    # The outage is over: an operator moves the message back from the DLQ and the job runs again.
+    stack.sim.clear_faults()
+    sqs = stack.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=stack.dlq_url).get("Messages", [])
+    sqs.send_message(QueueUrl=stack.queue_url, MessageBody=message["Body"])
+    sqs.delete_message(QueueUrl=stack.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+    drain(worker)
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "succeeded" and "error" not in job
+    assert len(stack.sim.attachments("1234")) == 1
