@@ -91,17 +91,8 @@ def measured(sim: SimulatorProcess, run: Callable[[], Run]) -> Run:
 
 def timed_python(name: str, size: int, module: str, *args: str) -> Run:
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "devstack.peak_rss", module, *args],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{done.stderr}")
-    return Run(name, seconds, size, peak_rss.parse(done.stderr))
+    _, peak = peak_rss.run_measured(module, *args, timeout=1800)
+    return Run(name, time.perf_counter() - started, size, peak)
 
 
 def watch_hwm(pid: int, result: list[int]) -> None:

@@ -8,6 +8,7 @@ line on stderr is ``peak-rss-bytes: N``.
 from __future__ import annotations
 
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +26,23 @@ def parse(stderr: str) -> int:
         if line.startswith("peak-rss-bytes: "):
             return int(line.split()[1])
     raise ValueError("the child reported no peak RSS")
+
+
+def run_measured(module: str, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``python -m module args`` in a child with ``devstack`` importable; its result and peak RSS in bytes."""
+    from devstack.stack import child_env
+
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack.peak_rss", module, *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr}")
+    return done, parse(done.stderr)
 
 
 def main() -> int:

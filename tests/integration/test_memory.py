@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from devstack import peak_rss
 from devstack.bigfile import GiB, MiB, put_big_object
-from devstack.stack import LocalStack, child_env
+from devstack.stack import LocalStack
 
 
 def upload_peak_rss(uri: str) -> int:
     """Run ``assets-attach upload`` in a child process; return its peak RSS in bytes."""
-    done = subprocess.run(
-        [sys.executable, "-m", "devstack.peak_rss", "assets_attach", "upload", uri, "--object-id", "1234"],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return peak_rss.parse(done.stderr)
+    return peak_rss.run_measured("assets_attach", "upload", uri, "--object-id", "1234")[1]
 
 
 @pytest.mark.slow

@@ -4,8 +4,6 @@ template wires it), the worker reads the object's metadata or key and attaches i
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +16,7 @@ from devstack.atlassian_sim import AtlassianSimulator
 from devstack.bigfile import MiB, put_big_object
 from devstack.lambda_local import LambdaContext, LocalWorker, load_event
 from devstack.log_capture import CapturedLogs
-from devstack.stack import LocalStack, child_env
+from devstack.stack import LocalStack
 
 
 @pytest.fixture
@@ -169,16 +167,7 @@ def test_the_sample_events_as_s3_sends_them(stack: LocalStack) -> None:
 
 def drain_in_a_child() -> int:
     """Run the worker over the queue in its own process; its peak RSS in bytes."""
-    done = subprocess.run(
-        [sys.executable, "-m", "devstack.peak_rss", "devstack.worker_once"],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return peak_rss.parse(done.stderr)
+    return peak_rss.run_measured("devstack.worker_once")[1]
 
 
 @pytest.mark.slow

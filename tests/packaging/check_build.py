@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from devstack.cfn_yaml import load_template
 
 BUILD_DIR = Path(".aws-sam/build")
 # Distributions that only the tests and tools use; none may reach a Lambda package.
@@ -39,34 +39,6 @@ TEST_ONLY = {"moto", "pytest", "ruff", "mypy", "werkzeug", "flask", "psutil", "r
 SIZE_BUDGET_MIB = 80
 ARCH_TAGS = {"arm64": "aarch64", "x86_64": "x86_64"}
 MIB = 1024 * 1024
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation's short-form tags (!Ref, !Sub, !GetAtt, ...) into their long form."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{tag_suffix}", node.start_mark)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as stream:
-        return yaml.load(stream, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass(frozen=True)
