@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, Valid
 from .atlassian_secret import AtlassianSecret, SecretSource
 from .errors import AtlassianAuthError, AtlassianError, ObjectNotFoundError
 from .http_session import API_READ_TIMEOUT, CONNECT_TIMEOUT
+from .url_policy import require_secure_url
 
 T = TypeVar("T")
 
@@ -36,7 +37,6 @@ class Attachment(BaseModel):
     mime_type: str | None = Field(default=None, alias="mimeType")
     filesize: str | None = None
     comment: str | None = None
-    created: str | None = None
 
 
 def error_detail(response: requests.Response) -> str:
@@ -144,7 +144,7 @@ class AssetsClient:
 
     def discover_workspace(self, site_url: str, secret: AtlassianSecret | None = None) -> str:
         """``GET {siteUrl}/rest/servicedeskapi/assets/workspace``: the site's Assets workspace id."""
-        url = f"{site_url.rstrip('/')}/rest/servicedeskapi/assets/workspace"
+        url = f"{require_secure_url(site_url, 'siteUrl')}/rest/servicedeskapi/assets/workspace"
         reply = self._send("workspace", "GET", url, secret or self._secrets.get())
         values = reply.get("values") if isinstance(reply, dict) else None
         if not values or not values[0].get("workspaceId"):

@@ -8,9 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import AttachError, ConfigError
+from .url_policy import is_secure_url
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -24,6 +26,14 @@ class AtlassianSecret(BaseModel):
     api_token: SecretStr = Field(alias="apiToken", min_length=1)
     workspace_id: str | None = Field(default=None, alias="workspaceId")
     site_url: str | None = Field(default=None, alias="siteUrl", pattern=r"^https?://[^\s/]+/?$")
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_over_tls(cls, value: str | None) -> str | None:
+        if value is not None and not is_secure_url(value):
+            raise ValueError("must be https://<site>.atlassian.net")
+        return value
+
     webhook_tokens: tuple[SecretStr, ...] = Field(default=(), alias="webhookTokens")
 
     @model_validator(mode="after")
@@ -49,6 +59,27 @@ def parse_secret(data: Any, origin: str) -> AtlassianSecret:
         raise ConfigError(f"{origin} is not a valid Atlassian secret ({problems})") from None
 
 
+# Secrets Manager answers that a retry cannot fix; anything else (throttling, 5xx, network) is passing.
+_PERMANENT_CODES = {
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "DecryptionFailure",
+    "InvalidRequestException",
+    "InvalidParameterException",
+}
+
+
+def _read_error(secret_id: str, cause: BaseException | None) -> AttachError:
+    code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""
+    if code == "ResourceNotFoundException":
+        return ConfigError(f"secret {secret_id} does not exist or has no value yet: fill it (see the README)")
+    if code in _PERMANENT_CODES:
+        return ConfigError(f"cannot read secret {secret_id} ({code})")
+    return AttachError(
+        f"cannot read secret {secret_id} right now ({code or type(cause).__name__})", step="secret", retryable=True
+    )
+
+
 class SecretSource:
     """Hands out the current secret; ``get(refresh=True)`` after a 401 picks up a rotated one."""
 
@@ -68,26 +99,34 @@ class SecretSource:
     def get(self, *, refresh: bool = False) -> AtlassianSecret:
         if not self._secret_id:
             return self._from_environment()
-        if self._provider is None:
-            self._provider = SecretsProvider()
         try:
+            if self._provider is None:
+                self._provider = SecretsProvider()
             data = self._provider.get(self._secret_id, max_age=self._max_age, transform="json", force_fetch=refresh)
         except TransformParameterError:
             raise ConfigError(f"secret {self._secret_id} is not JSON") from None
         except GetParameterError as e:
+            raise _read_error(self._secret_id, e.__context__) from e
+        except BotoCoreError as e:  # no region, no credentials
             raise ConfigError(f"cannot read secret {self._secret_id}: {e}") from e
         return parse_secret(data, f"secret {self._secret_id}")
 
-    def _from_environment(self) -> AtlassianSecret:
+    def for_site(self, site_url: str) -> AtlassianSecret:
+        """Credentials to ask a site for its workspace id: the secret's, or the environment's without a workspace."""
+        return self.get() if self._secret_id else self._from_environment(site_url)
+
+    def _from_environment(self, site_url: str | None = None) -> AtlassianSecret:
         env = os.environ if self._env is None else self._env
-        missing = [n for n in ("ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN", "ASSETS_WORKSPACE_ID") if not env.get(n)]
+        needed = ["ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN"] + ([] if site_url else ["ASSETS_WORKSPACE_ID"])
+        missing = [name for name in needed if not env.get(name)]
         if missing:
             raise ConfigError(f"set ATLASSIAN_SECRET_ID, or {', '.join(missing)}")
         return parse_secret(
             {
                 "email": env["ATLASSIAN_EMAIL"],
                 "apiToken": env["ATLASSIAN_API_TOKEN"],
-                "workspaceId": env["ASSETS_WORKSPACE_ID"],
+                "workspaceId": env.get("ASSETS_WORKSPACE_ID") or None,
+                "siteUrl": site_url,
             },
             "the ATLASSIAN_* environment variables",
         )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from .atlassian_secret import parse_secret
+from botocore.exceptions import BotoCoreError
+
 from .attach import FileSource
 from .errors import (
     AtlassianAuthError,
@@ -22,10 +22,11 @@ from .errors import (
     ObjectNotFoundError,
 )
 from .local_source import LocalFile
-from .media_hosts import check_media_base_url
 from .object_ids import normalize_object_id, normalize_object_key
 from .runtime import Runtime, get_runtime
 from .s3_source import parse_s3_uri
+from .settings import Settings
+from .url_policy import check_media_base_url
 
 DOCTOR_QUERY = 'Key = "DOCTOR-1"'
 
@@ -62,7 +63,8 @@ def _object_id(runtime: Runtime, object_id: str | None, object_key: str | None) 
     return runtime.assets.find_object_id(normalize_object_key(object_key, "--object-key"))
 
 
-def cmd_upload(args: argparse.Namespace, runtime: Runtime) -> int:
+def cmd_upload(args: argparse.Namespace) -> int:
+    runtime = get_runtime()
     object_id = _object_id(runtime, args.object_id, args.object_key)
     source: FileSource
     if args.source.startswith("s3://"):
@@ -79,12 +81,10 @@ def cmd_upload(args: argparse.Namespace, runtime: Runtime) -> int:
 
 def _fix_hint(error: AttachError) -> str:
     if isinstance(error, ConfigError):
-        return (
-            "set ATLASSIAN_SECRET_ID to the secret's name, or ATLASSIAN_EMAIL, ATLASSIAN_API_TOKEN, ASSETS_WORKSPACE_ID"
-        )
+        return "the README's 'Settings' and 'Fill the secret' sections show every setting and the secret's JSON"
     if isinstance(error, AtlassianAuthError):
         return "check the e-mail and API token in the secret, and that this account may use Assets"
-    if isinstance(error, ObjectNotFoundError):
+    if isinstance(error, ObjectNotFoundError) or (isinstance(error, AtlassianError) and error.status == 404):
         return "check workspaceId (`assets-attach workspace --site https://<site>.atlassian.net`) and the object id"
     if isinstance(error, MediaHostNotAllowedError):
         return "if Atlassian moved its media service, add the host to MEDIA_ALLOWED_HOSTS"
@@ -93,41 +93,59 @@ def _fix_hint(error: AttachError) -> str:
     return "see the README's troubleshooting section"
 
 
-def cmd_doctor(args: argparse.Namespace, runtime: Runtime) -> int:
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Each check in turn, with a fix hint for the first that fails (later ones depend on it)."""
+    runtime: Runtime | None = None
+
+    def settings() -> str:
+        nonlocal runtime
+        runtime = Runtime(Settings.from_env())
+        source = runtime.settings.atlassian_secret_id or "the ATLASSIAN_* environment variables"
+        return f"API {runtime.settings.assets_api_base_url}, credentials from {source}"
+
+    def secret() -> str:
+        assert runtime is not None
+        return f"{runtime.secrets.get().email}"
+
+    def workspace() -> str:
+        assert runtime is not None
+        secret = runtime.secrets.get()
+        how = f"discovered from {secret.site_url}" if not secret.workspace_id else "from the secret"
+        return f"{runtime.assets.workspace_id(secret)} ({how})"
+
+    def access() -> str:
+        assert runtime is not None
+        runtime.assets.aql(DOCTOR_QUERY, 1)
+        return "the API token may query this workspace (AQL)"
+
     checks: list[tuple[str, Callable[[], str]]] = [
-        ("settings", lambda: f"API {runtime.settings.assets_api_base_url}"),
-        ("secret", lambda: f"{runtime.secrets.get().email}"),
-        ("workspace", lambda: runtime.assets.workspace_id(runtime.secrets.get())),
-        ("authentication", lambda: f"AQL answered ({len(runtime.assets.aql(DOCTOR_QUERY, 1))} match)"),
+        ("settings", settings),
+        ("secret", secret),
+        ("workspace", workspace),
+        ("access", access),
     ]
     if args.object_id:
         object_id = normalize_object_id(args.object_id, "--object-id")
 
         def credentials() -> str:
+            assert runtime is not None
             creds = runtime.assets.media_credentials(object_id)
             check_media_base_url(creds.media_base_url, runtime.settings.media_allowed_hosts)
-            return f"media service at {creds.media_base_url}"
+            return f"upload credentials issued; media service at {creds.media_base_url}"
 
         checks.append((f"object {object_id}", credentials))
-    failed = 0
     for name, check in checks:
         try:
             print(f"ok    {name}: {check()}")
         except AttachError as e:
-            failed += 1
             print(f"FAIL  {name}: {e}\n      fix: {_fix_hint(e)}")
-            if name in ("settings", "secret"):
-                break
-    return 1 if failed else 0
+            return 1
+    return 0
 
 
-def cmd_workspace(args: argparse.Namespace, runtime: Runtime) -> int:
-    if runtime.settings.atlassian_secret_id:
-        secret = runtime.secrets.get()
-    else:
-        env = {"email": os.environ.get("ATLASSIAN_EMAIL"), "apiToken": os.environ.get("ATLASSIAN_API_TOKEN")}
-        secret = parse_secret({**env, "siteUrl": args.site}, "ATLASSIAN_EMAIL and ATLASSIAN_API_TOKEN")
-    print(runtime.assets.discover_workspace(args.site, secret))
+def cmd_workspace(args: argparse.Namespace) -> int:
+    runtime = get_runtime()
+    print(runtime.assets.discover_workspace(args.site, runtime.secrets.for_site(args.site)))
     return 0
 
 
@@ -157,9 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args, get_runtime()))
+        return int(args.run(args))
     except AttachError as e:
         print(f"assets-attach: error: {e}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, OSError) as e:  # no AWS region or credentials, an unreadable file
+        print(f"assets-attach: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -7,14 +7,13 @@ job's id and queues nothing: Powertools idempotency, keyed on exactly those fiel
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .attach import check_size
-from .attach_request import AttachRequest
+from .attach_request import AttachRequest, WantedFile
 from .errors import AttachError, BucketNotAllowedError
 from .jobs import JobFile, JobMessage, JobSpec, JobStore, new_job_id
 from .s3_source import S3Source
@@ -59,34 +58,26 @@ class Intake:
         spec = JobSpec(
             objectId=request.object_id,
             objectKey=request.object_key,
-            files=[self._pin(wanted.bucket, wanted.key, wanted) for wanted in request.files],
+            files=[self._pin(wanted) for wanted in request.files],
             issueKey=request.issue_key,
         )
         return self._enqueue_once(spec=spec)
 
-    def _pin(self, bucket: str, key: str, wanted: Any) -> JobFile:
-        if bucket not in self._allowed_buckets:
+    def _pin(self, wanted: WantedFile) -> JobFile:
+        if wanted.bucket not in self._allowed_buckets:
             raise BucketNotAllowedError(
-                f"bucket {bucket} is not in ALLOWED_BUCKETS", status=403, field=f"{wanted.field_prefix}bucket"
+                f"bucket {wanted.bucket} is not in ALLOWED_BUCKETS", status=403, field=f"{wanted.field_prefix}bucket"
             )
         try:
-            head = self._s3.head(bucket, key)
-            check_size(head.size, self._max_file_size, f"s3://{bucket}/{key}")
+            head = self._s3.head(wanted.bucket, wanted.key)
+            check_size(head.size, self._max_file_size, f"s3://{wanted.bucket}/{wanted.key}")
         except AttachError as e:
             if e.field:
                 e.field = f"{wanted.field_prefix}{e.field}"
             elif not e.retryable:
                 e.field = f"{wanted.field_prefix}key"
             raise
-        return JobFile(
-            bucket=bucket,
-            key=key,
-            filename=wanted.filename or head.name,
-            comment=wanted.comment,
-            size=head.size,
-            versionId=head.version_id if head.version_id and head.version_id != "null" else None,
-            etag=head.etag,
-        )
+        return JobFile.from_head(head, wanted.filename, wanted.comment)
 
     def _enqueue(self, spec: JobSpec) -> dict[str, Any]:
         job_id = new_job_id()
@@ -97,7 +88,3 @@ class Intake:
             self._store.update(job_id, status="failed", error="the job could not be queued")
             raise
         return {"jobId": job_id}
-
-
-def spec_from_json(text: str) -> JobSpec:
-    return JobSpec.model_validate(json.loads(text))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -11,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from .assets_client import AssetsClient, Attachment
 from .attach import Attacher
 from .errors import AtlassianError, AttachError
-from .jobs import JobFile, JobSpec, JobStore, now_iso
+from .jobs import JobFile, JobSpec, JobStore
 from .observability import logger, metrics
 from .s3_source import S3Source
 
@@ -20,8 +19,6 @@ FIXED_SECONDS_PER_FILE = 20.0
 CAUTIOUS_BYTES_PER_SECOND = 10 * 1024 * 1024
 # A redelivered job (a duplicate, or a message moved back from the DLQ) resumes with the files not in these states.
 FINAL_FILE_STATES = ("attached", "failed")
-# An attachment made by an interrupted attempt was created after that attempt started linking.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 class DeadlineError(AttachError):
@@ -33,13 +30,6 @@ class DeadlineError(AttachError):
 
 def seconds_needed(size: int) -> float:
     return FIXED_SECONDS_PER_FILE + size / CAUTIOUS_BYTES_PER_SECOND
-
-
-def _created_at(attachment: Attachment) -> datetime | None:
-    try:
-        return datetime.fromisoformat(attachment.created.replace("Z", "+00:00")) if attachment.created else None
-    except ValueError:
-        return None
 
 
 def count_failure(step: str | None) -> None:
@@ -119,7 +109,10 @@ class JobRunner:
         self._store.update_file(job_id, index, status="uploading")
 
         def before_link(media_id: str) -> None:
-            self._store.update_file(job_id, index, status="linking", mediaId=media_id, linkStartedAt=now_iso())
+            # What the object holds before step 3: after an interruption, only a new attachment can be ours.
+            listed = self._attachments(object_id)
+            known = [a.id for a in listed] if listed is not None else None
+            self._store.update_file(job_id, index, status="linking", mediaId=media_id, idsBeforeLink=known)
 
         result = self._attacher.attach(
             object_id, source, filename=wanted.filename, comment=wanted.comment, before_link=before_link
@@ -131,21 +124,22 @@ class JobRunner:
         metrics.add_metric(name="BytesAttached", unit=MetricUnit.Bytes, value=result.size)
         logger.info("attached", extra={"attachmentId": result.attachment_id, "size": result.size})
 
-    def _linked_before(self, object_id: str, wanted: JobFile, state: dict[str, Any]) -> str | None:
-        """The attachment an interrupted attempt made, if the object holds one."""
+    def _attachments(self, object_id: str) -> list[Attachment] | None:
+        """The object's attachments, or None where the (undocumented) list endpoint is not available."""
         try:
-            attachments = self._assets.list_attachments(object_id)
+            return self._assets.list_attachments(object_id)
         except AtlassianError as e:
             if e.status in (404, 405):
-                logger.warning(
-                    "cannot list the object's attachments to check for an earlier link; linking again",
-                    extra={"status": e.status},
-                )
+                logger.warning("cannot list the object's attachments", extra={"status": e.status})
                 return None
             raise
-        started = datetime.fromisoformat(str(state.get("linkStartedAt", "")).replace("Z", "+00:00"))
-        for attachment in sorted(attachments, key=lambda a: int(a.id) if a.id.isdigit() else 0, reverse=True):
-            created = _created_at(attachment)
-            if attachment.filename == wanted.filename and (created is None or created >= started - CLOCK_SKEW):
-                return attachment.id
-        return None
+
+    def _linked_before(self, object_id: str, wanted: JobFile, state: dict[str, Any]) -> str | None:
+        """The attachment an interrupted attempt made: one with this name that was not there before its link."""
+        known = state.get("idsBeforeLink")
+        current = self._attachments(object_id) if known is not None else None
+        if known is None or current is None:
+            logger.warning("cannot tell whether the interrupted attempt attached the file; linking again")
+            return None
+        new = [a for a in current if a.id not in set(known) and a.filename == wanted.filename]
+        return new[-1].id if new else None

@@ -21,11 +21,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import AttachError
+from .s3_source import S3Object, pin_for, real_version
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
-FileStatus = Literal["pending", "uploading", "linking", "attached", "failed"]
 
 
 class JobFile(BaseModel):
@@ -42,9 +42,20 @@ class JobFile(BaseModel):
     etag: str | None = None
 
     def pin(self) -> dict[str, str]:
-        if self.versionId and self.versionId != "null":
-            return {"VersionId": self.versionId}
-        return {"IfMatch": self.etag} if self.etag else {}
+        return pin_for(self.versionId, self.etag)
+
+    @classmethod
+    def from_head(cls, head: S3Object, filename: str | None, comment: str) -> JobFile:
+        """The file as HeadObject described it when the job was accepted."""
+        return cls(
+            bucket=head.bucket,
+            key=head.key,
+            filename=filename or head.name,
+            comment=comment,
+            size=head.size,
+            versionId=real_version(head.version_id),
+            etag=head.etag,
+        )
 
 
 class JobSpec(BaseModel):
@@ -62,6 +73,7 @@ class JobMessage(BaseModel):
 
     jobId: str
     spec: JobSpec
+    resumes: int = 0  # how often the job ran out of invocation time and continued in a new message
 
 
 def new_job_id() -> str:
@@ -88,7 +100,6 @@ PUBLIC_FILE_FIELDS = ("bucket", "key", "filename", "size", "status", "attachment
 
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
     """The job as ``GET /attachments/jobs/{jobId}`` shows it."""
-    record = _plain(record)
     view = {
         "jobId": record["jobId"],
         "status": record["status"],
@@ -121,11 +132,11 @@ class JobStore:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def create(self, job_id: str, spec: JobSpec, status: JobStatus = "queued") -> dict[str, Any]:
+    def create(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
         stamp = now_iso()
         record: dict[str, Any] = {
             "jobId": job_id,
-            "status": status,
+            "status": "queued",
             "origin": spec.origin,
             "files": [{**f.model_dump(exclude_none=True), "status": "pending"} for f in spec.files],
             "attempts": 0,

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .assets_client import MediaCredentials, network_error, raise_for_reply, retry_after_seconds
 from .errors import AtlassianError, MediaTokenExpiredError
 from .http_session import CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT
-from .media_hosts import check_media_base_url
 from .multipart import MultipartBody
 from .settings import MEDIA_UPLOAD_PATHS
+from .url_policy import check_media_base_url
 
 
 class UploadedMedia(BaseModel):

@@ -15,6 +15,8 @@ BACKOFF_CAP_SECONDS = 30.0
 INLINE_WAIT_SECONDS = 10.0
 MAX_INLINE_RETRIES = 2
 MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit
+# A job that runs out of invocation time continues in a new message, at most this often (20 files fit easily).
+MAX_RESUMES = 50
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:

@@ -107,7 +107,7 @@ class Runtime:
             self.s3,
             self.jobs,
             JobQueue(self.sqs_client, self.settings.require("jobs_queue_url")),
-            allowed_buckets=self.settings.buckets_allowed,
+            allowed_buckets=self.settings.webhook_buckets,
             max_file_size=self.settings.max_file_size_bytes,
             once=idempotent_function(
                 data_keyword_argument="spec",

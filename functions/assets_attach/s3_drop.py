@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from .errors import BadRequestError, SourceChangedError, SourceNotFoundError
 from .jobs import JobFile, JobMessage, JobSpec
 from .object_ids import normalize_object_id, normalize_object_key
-from .s3_source import S3Object, S3Source
+from .s3_source import S3Object, S3Source, pin_for
+from .settings import Settings
 
 META_OBJECT_ID = "assets-object-id"
 META_OBJECT_KEY = "assets-object-key"
@@ -44,9 +45,7 @@ class Drop:
         return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
     def pin(self) -> dict[str, str]:
-        if self.version_id:
-            return {"VersionId": self.version_id}
-        return {"IfMatch": f'"{self.etag}"'} if self.etag else {}
+        return pin_for(self.version_id, self.etag)
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,11 @@ def _target(drop: Drop, head: S3Object, prefix: str) -> tuple[str | None, str | 
         return None
 
 
-def decide(drop: Drop, s3: S3Source, prefix: str) -> Decision:
+def decide(drop: Drop, s3: S3Source, settings: Settings) -> Decision:
     """Read the object's metadata and turn the drop into a job, or say why it is skipped."""
+    prefix = settings.s3_key_prefix
+    if settings.uploads_bucket and drop.bucket != settings.uploads_bucket:
+        return Decision(drop, skipped=f"bucket {drop.bucket} is not the uploads bucket")
     if not drop.key.startswith(prefix) or drop.key.endswith("/"):
         return Decision(drop, skipped=f"the key is not a file under {prefix!r}")
     try:
@@ -122,14 +124,8 @@ def decide(drop: Drop, s3: S3Source, prefix: str) -> Decision:
             f"or the metadata {META_OBJECT_ID} / {META_OBJECT_KEY}",
         )
     object_id, object_key = target
-    file = JobFile(
-        bucket=drop.bucket,
-        key=drop.key,
-        filename=unquote(head.metadata.get(META_FILENAME, "")) or head.name,
-        comment=unquote(head.metadata.get(META_COMMENT, "")),
-        size=head.size,
-        versionId=head.version_id if head.version_id and head.version_id != "null" else None,
-        etag=head.etag,
+    file = JobFile.from_head(
+        head, unquote(head.metadata.get(META_FILENAME, "")), unquote(head.metadata.get(META_COMMENT, ""))
     )
     spec = JobSpec(objectId=object_id, objectKey=object_key, files=[file], origin="s3")
     return Decision(drop, job=JobMessage(jobId=drop.job_id, spec=spec))

@@ -21,6 +21,20 @@ _DENIED = {"403", "AccessDenied", "AllAccessDisabled"}
 _CHANGED = {"412", "PreconditionFailed"}
 
 
+def real_version(version_id: str | None) -> str | None:
+    """S3 reports ``"null"`` as the version of objects in unversioned buckets."""
+    return version_id if version_id and version_id != "null" else None
+
+
+def pin_for(version_id: str | None, etag: str | None) -> dict[str, str]:
+    """The one rule for addressing accepted content: its version where there is one, else its ETag."""
+    if real_version(version_id):
+        return {"VersionId": str(version_id)}
+    if etag:
+        return {"IfMatch": etag if etag.startswith('"') else f'"{etag}"'}
+    return {}
+
+
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -53,9 +67,7 @@ class S3Object:
 
     def pin(self) -> dict[str, str]:
         """GetObject/HeadObject arguments that address exactly this content."""
-        if self.version_id and self.version_id != "null":
-            return {"VersionId": self.version_id}
-        return {"IfMatch": self.etag} if self.etag else {}
+        return pin_for(self.version_id, self.etag)
 
     def chunks(self) -> Iterator[bytes]:
         """The pinned content, in chunks of CHUNK_SIZE as they arrive."""

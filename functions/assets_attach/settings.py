@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .url_policy import require_secure_url
 
 DEFAULT_API_BASE_URL = "https://api.atlassian.com"
 DEFAULT_MEDIA_ALLOWED_HOSTS = "api.media.atlassian.com,*.atlassian.com"
@@ -19,6 +20,11 @@ MEDIA_UPLOAD_PATHS = ("/file", "/file/binary")
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _folder(prefix: str) -> str:
+    """``attachments`` and ``/attachments/`` both mean the folder ``attachments/``."""
+    return f"{prefix.strip('/')}/" if prefix.strip("/") else ""
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,9 @@ class Settings:
     max_receive_count: int = 5
 
     @property
-    def buckets_allowed(self) -> frozenset[str]:
-        """Buckets a webhook may name: ALLOWED_BUCKETS and the stack's uploads bucket."""
-        return frozenset(self.allowed_buckets) | ({self.uploads_bucket} if self.uploads_bucket else set())
+    def webhook_buckets(self) -> frozenset[str]:
+        """Buckets a webhook may name: ALLOWED_BUCKETS, by default the stack's uploads bucket."""
+        return frozenset(self.allowed_buckets or ((self.uploads_bucket,) if self.uploads_bucket else ()))
 
     def require(self, name: str) -> str:
         """A resource name the calling function cannot work without (set by template.yaml)."""
@@ -67,9 +73,7 @@ class Settings:
         if upload_path not in MEDIA_UPLOAD_PATHS:
             raise ConfigError(f"MEDIA_UPLOAD_PATH must be one of {', '.join(MEDIA_UPLOAD_PATHS)}")
 
-        base_url = get("ASSETS_API_BASE_URL", DEFAULT_API_BASE_URL).rstrip("/")
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigError("ASSETS_API_BASE_URL must be an http(s) URL")
+        base_url = require_secure_url(get("ASSETS_API_BASE_URL", DEFAULT_API_BASE_URL), "ASSETS_API_BASE_URL")
 
         allowed_hosts = _csv(get("MEDIA_ALLOWED_HOSTS", DEFAULT_MEDIA_ALLOWED_HOSTS))
         return cls(
@@ -79,7 +83,7 @@ class Settings:
             allowed_buckets=_csv(get("ALLOWED_BUCKETS", "")),
             max_file_size_bytes=positive_int("MAX_FILE_SIZE_BYTES", DEFAULT_MAX_FILE_SIZE_BYTES),
             media_upload_path=upload_path,
-            s3_key_prefix=get("S3_KEY_PREFIX", "attachments/"),
+            s3_key_prefix=_folder(get("S3_KEY_PREFIX", "attachments/")),
             uploads_bucket=get("UPLOADS_BUCKET", None),
             jobs_table=get("JOBS_TABLE", None),
             idempotency_table=get("IDEMPOTENCY_TABLE", None),

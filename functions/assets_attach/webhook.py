@@ -14,7 +14,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .attach_request import parse_attach_request
@@ -135,12 +138,27 @@ def on_attach_error(error: AttachError) -> Response[str]:
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, error.code, "the service is misconfigured; see its logs")
 
 
+@app.exception_handler(IdempotencyPersistenceLayerError)
+def on_idempotency_store_error(error: IdempotencyPersistenceLayerError) -> Response[str]:
+    logger.exception("the idempotency store failed")
+    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again shortly: the job store failed")
+
+
+@app.exception_handler(Exception)
+def on_unexpected_error(error: Exception) -> Response[str]:
+    logger.exception("unexpected error")
+    return error_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "unexpected error; see the service's logs"
+    )
+
+
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
     return error_response(HTTPStatus.NOT_FOUND, "not_found", "use POST /attachments or GET /attachments/jobs/{jobId}")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the Authorization header.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Worker Lambda: SQS batches of jobs and S3 notifications, with partial batch failure reporting.
 
-A record whose job fails for a reason a retry can fix goes back to the queue: after a short sleep here,
-or with its visibility timeout set to the wait. On its last receive (MAX_RECEIVE_COUNT) the job is
-marked failed before the message moves to the dead-letter queue. Anything else finishes the record.
+Per record: a job message, or S3 drops that become jobs, run through the job runner. A failure that a
+retry can fix goes back to the queue: after a short sleep here, or with the message's visibility timeout
+set to the wait. On its last receive (MAX_RECEIVE_COUNT) the job is marked failed before the message
+moves to the dead-letter queue. A job that runs out of invocation time continues in a new message (its
+files already attached are skipped), so a long job never uses up its receives.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 
 from . import retry_policy, s3_drop
 from .errors import AttachError
-from .job_runner import count_failure
+from .job_runner import DeadlineError, count_failure
 from .jobs import JobMessage
 from .observability import logger, metrics, tracer
 from .runtime import Runtime, get_runtime
@@ -30,7 +32,7 @@ from .runtime import Runtime, get_runtime
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-class RetryLater(Exception):
+class ReturnToQueueError(Exception):
     """The record goes back to the queue (the batch processor reports it as a failure)."""
 
 
@@ -38,13 +40,66 @@ def _time_left(context: LambdaContext) -> float:
     return context.get_remaining_time_in_millis() / 1000
 
 
+def hand_back(record: SQSRecord, runtime: Runtime, wait: float) -> None:
+    """Return the message to the queue, visible again after ``wait`` seconds."""
+    try:
+        runtime.sqs_client.change_message_visibility(
+            QueueUrl=runtime.settings.require("jobs_queue_url"),
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=max(0, min(int(wait), retry_policy.MAX_VISIBILITY_SECONDS)),
+        )
+    except (ClientError, BotoCoreError):
+        logger.exception("could not set the message's visibility; it returns after the queue's timeout")
+    raise ReturnToQueueError(f"retry in {wait:.0f} s")
+
+
+def continue_in_new_message(message: JobMessage, runtime: Runtime) -> None:
+    """Out of time: queue the rest of the job as a fresh message (fresh receive count)."""
+    if message.resumes >= retry_policy.MAX_RESUMES:
+        runtime.job_runner.fail(message.jobId, f"not finished after {message.resumes} invocations")
+        return
+    follow_up = message.model_copy(update={"resumes": message.resumes + 1})
+    try:
+        runtime.sqs_client.send_message(
+            QueueUrl=runtime.settings.require("jobs_queue_url"),
+            MessageBody=follow_up.model_dump_json(exclude_none=True),
+        )
+    except (ClientError, BotoCoreError) as e:
+        raise AttachError("could not queue the rest of the job", step="queue", retryable=True) from e
+    logger.info("out of time in this invocation; the job continues in a new message")
+
+
 @tracer.capture_method(capture_response=False)
 def run_job(message: JobMessage, record: SQSRecord, context: LambdaContext, runtime: Runtime) -> None:
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    logger.append_keys(jobId=message.jobId, objectId=message.spec.objectId, receiveCount=receive_count)
+    last_receive = receive_count >= runtime.settings.max_receive_count
+    with logger.append_context_keys(jobId=message.jobId, objectId=message.spec.objectId, receiveCount=receive_count):
+        try:
+            run_with_retries(message, record, context, runtime, receive_count, last_receive)
+        except ReturnToQueueError:
+            raise
+        except AttachError as e:  # permanent, outside any one file (a file's own failure is recorded by the runner)
+            runtime.job_runner.fail(message.jobId, str(e))
+        except Exception as e:
+            if last_receive:
+                runtime.job_runner.fail(message.jobId, f"gave up after {receive_count} attempts: {type(e).__name__}")
+            raise
+
+
+def run_with_retries(
+    message: JobMessage,
+    record: SQSRecord,
+    context: LambdaContext,
+    runtime: Runtime,
+    receive_count: int,
+    last_receive: bool,
+) -> None:
     for inline_try in range(retry_policy.MAX_INLINE_RETRIES + 1):
         try:
             runtime.run_job_once(job=message, time_left=lambda: _time_left(context))
+            return
+        except DeadlineError:
+            continue_in_new_message(message, runtime)
             return
         except IdempotencyAlreadyInProgressError:
             logger.info("another invocation is running this job; trying later")
@@ -53,7 +108,7 @@ def run_job(message: JobMessage, record: SQSRecord, context: LambdaContext, runt
             if not e.retryable:
                 raise
             count_failure(e.step)
-            if receive_count >= runtime.settings.max_receive_count:
+            if last_receive:
                 reason = f"gave up after {receive_count} attempts: {e}"
                 logger.error("job failed for good; the message goes to the dead-letter queue", extra={"error": reason})
                 runtime.job_runner.fail(message.jobId, reason)
@@ -70,62 +125,45 @@ def run_job(message: JobMessage, record: SQSRecord, context: LambdaContext, runt
             hand_back(record, runtime, wait)
 
 
-def hand_back(record: SQSRecord, runtime: Runtime, wait: float) -> None:
-    """Return the message to the queue, visible again after ``wait`` seconds."""
-    try:
-        runtime.sqs_client.change_message_visibility(
-            QueueUrl=runtime.settings.require("jobs_queue_url"),
-            ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=max(0, min(int(wait), retry_policy.MAX_VISIBILITY_SECONDS)),
-        )
-    except (ClientError, BotoCoreError):
-        logger.exception("could not set the message's visibility; it returns after the queue's timeout")
-    raise RetryLater(f"retry in {wait:.0f} s")
-
-
-def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    try:
-        handle_record(record, lambda_context, get_runtime())
-    except RetryLater:
-        raise
-    except Exception:
-        logger.exception("the record failed; it goes back to the queue", extra={"messageId": record.message_id})
-        raise
-
-
-def handle_record(record: SQSRecord, lambda_context: LambdaContext, runtime: Runtime) -> None:
+def handle_record(record: SQSRecord, context: LambdaContext, runtime: Runtime) -> None:
     try:
         body = json.loads(record.body)
     except ValueError:
-        logger.error("dropping a message that is not JSON", extra={"messageId": record.message_id})
+        logger.error("dropping a message that is not JSON")
         return
     if s3_drop.is_test_event(body):
         logger.info("ignoring S3's test event")
-        return
-    if s3_drop.is_s3_event(body):
+    elif s3_drop.is_s3_event(body):
         for drop in s3_drop.drops(body):
-            logger.append_keys(bucket=drop.bucket, key=drop.key)
-            decision = s3_drop.decide(drop, runtime.s3, runtime.settings.s3_key_prefix)
-            if decision.job is None:
-                logger.warning("skipping an S3 object", extra={"reason": decision.skipped})
-                continue
-            run_job(decision.job, record, lambda_context, runtime)
-        return
-    if isinstance(body, dict) and "jobId" in body:
+            with logger.append_context_keys(bucket=drop.bucket, key=drop.key):
+                decision = s3_drop.decide(drop, runtime.s3, runtime.settings)
+                if decision.job is None:
+                    logger.warning("skipping an S3 object", extra={"reason": decision.skipped})
+                    continue
+                run_job(decision.job, record, context, runtime)
+    elif isinstance(body, dict) and "jobId" in body:
         try:
             message = JobMessage.model_validate(body)
         except ValidationError:
-            logger.error("dropping a job message of the wrong shape", extra={"messageId": record.message_id})
+            logger.error("dropping a job message of the wrong shape")
             return
+        run_job(message, record, context, runtime)
+    else:
+        logger.error("dropping a message of unknown kind")
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    with logger.append_context_keys(messageId=record.message_id):
         try:
-            run_job(message, record, lambda_context, runtime)
-        except AttachError as e:
-            runtime.job_runner.fail(message.jobId, str(e))
-        return
-    logger.error("dropping a message of unknown kind", extra={"messageId": record.message_id})
+            handle_record(record, lambda_context, get_runtime())
+        except ReturnToQueueError:
+            raise
+        except Exception:
+            logger.exception("the record failed; it goes back to the queue")
+            raise
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

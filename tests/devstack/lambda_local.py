@@ -101,7 +101,12 @@ class _ApiHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode("utf-8", "replace") if length else None
         host = f"{self.server.server_address[0]!s}:{self.server.server_address[1]}"
         event = api_event(self.command, self.path.split("?", 1)[0], dict(self.headers.items()), body, host)
-        reply = webhook.lambda_handler(event, LambdaContext(function_name="assets-attach-webhook", timeout_seconds=29))
+        try:
+            reply = webhook.lambda_handler(
+                event, LambdaContext(function_name="assets-attach-webhook", timeout_seconds=29)
+            )
+        except Exception:  # noqa: BLE001 - what API Gateway answers when the function fails
+            reply = {"statusCode": 502, "headers": {}, "body": '{"message": "Internal server error"}'}
         payload = (reply.get("body") or "").encode()
         self.send_response(int(reply["statusCode"]))
         for name, value in (reply.get("headers") or {}).items():
@@ -199,6 +204,12 @@ class LocalWorker:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
         return len(messages)
+
+    def drain(self, rounds: int = 20) -> None:
+        """Poll until a poll finds nothing (or ``rounds`` polls)."""
+        for _ in range(rounds):
+            if self.poll_once() == 0:
+                return
 
     def start(self) -> LocalWorker:
         def loop() -> None:

@@ -141,6 +141,19 @@ class LocalStack:
         )["QueueUrl"]
         return self
 
+    def put(self, key: str, data: bytes, content_type: str | None = None, **metadata: str) -> dict[str, Any]:
+        """Put an object into the uploads bucket (user metadata as keyword arguments)."""
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        if metadata:
+            extra["Metadata"] = metadata
+        reply: dict[str, Any] = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+        return reply
+
+    def queue_depth(self, queue_url: str) -> int:
+        """Messages in a queue, visible or in flight."""
+        attrs = self.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
     def enable_s3_notifications(self, prefix: str = "attachments/") -> None:
         """As template.yaml wires it: ObjectCreated under the prefix goes to the jobs queue."""
         sqs = self.client("sqs")

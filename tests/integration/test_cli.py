@@ -11,12 +11,14 @@ from pathlib import Path
 from devstack.stack import LocalStack
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, without: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "assets_attach", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={k: v for k, v in {**os.environ, **(env or {})}.items() if k not in without},
         timeout=120,
         check=False,
     )
@@ -82,10 +84,25 @@ def test_doctor_passes_and_then_names_the_fix(stack: LocalStack) -> None:
     stack.put_secret(apiToken="wrong")
     failing = run_cli("doctor")
     assert failing.returncode == 1
-    assert "FAIL  authentication" in failing.stdout and "API token" in failing.stdout
+    assert "FAIL  access" in failing.stdout and "API token" in failing.stdout
+
+    bad_setting = run_cli("doctor", env={"MAX_FILE_SIZE_BYTES": "1GB"})
+    assert bad_setting.returncode == 1 and "FAIL  settings: MAX_FILE_SIZE_BYTES" in bad_setting.stdout
+
+    stack.put_secret(workspaceId="not-this-workspace")
+    wrong_workspace = run_cli("doctor")
+    assert "FAIL  access" in wrong_workspace.stdout and "workspaceId" in wrong_workspace.stdout
 
     unset = run_cli("doctor", env={"ATLASSIAN_SECRET_ID": ""})
     assert unset.returncode == 1 and "ATLASSIAN_SECRET_ID" in unset.stdout
+
+    no_region = run_cli(  # and no AWS config file that could name one
+        "doctor",
+        env={"AWS_CONFIG_FILE": "/nonexistent/config"},
+        without=("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL"),
+    )
+    assert no_region.returncode == 1 and no_region.stderr == "", no_region.stderr
+    assert "FAIL  secret" in no_region.stdout and "region" in no_region.stdout.lower()
 
 
 def test_workspace_discovery(stack: LocalStack) -> None:

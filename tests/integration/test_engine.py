@@ -26,18 +26,13 @@ from devstack.atlassian_sim import AtlassianSimulator, Fault
 from devstack.stack import LocalStack, patched_environ
 
 
-def put(stack: LocalStack, key: str, data: bytes, content_type: str | None = None) -> None:
-    extra = {"ContentType": content_type} if content_type else {}
-    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data, **extra)
-
-
 def requests_for(sim: AtlassianSimulator, step_path: str) -> list[str]:
     return [r.path for r in sim.requests if step_path in r.path]
 
 
 def test_attaches_the_exact_bytes_name_size_and_type(stack: LocalStack, runtime: Runtime) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)
-    put(stack, "reports/q3.pdf", data, "application/pdf")
+    stack.put("reports/q3.pdf", data, "application/pdf")
 
     result = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "reports/q3.pdf"), comment="from CI")
 
@@ -54,7 +49,7 @@ def test_attaches_the_exact_bytes_name_size_and_type(stack: LocalStack, runtime:
 
 def test_upload_is_one_request_with_exact_length_and_no_chunking(stack: LocalStack, runtime: Runtime) -> None:
     data = os.urandom(5 * 1024 * 1024)
-    put(stack, "big.bin", data)
+    stack.put("big.bin", data)
 
     result = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "big.bin"))
 
@@ -71,7 +66,7 @@ def test_upload_is_one_request_with_exact_length_and_no_chunking(stack: LocalSta
     ["Prüfbericht — 検査 ✓.pdf", "naïve résumé.docx", 'quote"and\\slash.txt', "emoji 📎 file.png", "a+b%20c.txt"],
 )
 def test_unicode_and_awkward_names_survive(stack: LocalStack, runtime: Runtime, name: str) -> None:
-    put(stack, f"in/{name}", b"hello")
+    stack.put(f"in/{name}", b"hello")
 
     result = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, f"in/{name}"))
 
@@ -85,7 +80,7 @@ def test_unicode_and_awkward_names_survive(stack: LocalStack, runtime: Runtime, 
 
 
 def test_filename_override(stack: LocalStack, runtime: Runtime) -> None:
-    put(stack, "x/scan-0001.pdf", b"%PDF-1.7")
+    stack.put("x/scan-0001.pdf", b"%PDF-1.7")
     runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "x/scan-0001.pdf"), filename="Invoice März.pdf")
     assert [a.filename for a in stack.sim.attachments("1234")] == ["Invoice März.pdf"]
 
@@ -102,7 +97,7 @@ def test_filename_override(stack: LocalStack, runtime: Runtime) -> None:
     ],
 )
 def test_content_type(stack: LocalStack, runtime: Runtime, declared: str | None, key: str, expected: str) -> None:
-    put(stack, key, b"1,2,3\n", declared)
+    stack.put(key, b"1,2,3\n", declared)
     result = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, key))
     assert result.content_type == expected
     assert stack.sim.attachments("1234")[0].mime_type == expected
@@ -110,7 +105,7 @@ def test_content_type(stack: LocalStack, runtime: Runtime, declared: str | None,
 
 
 def test_size_limit_is_checked_before_anything_is_sent(stack: LocalStack) -> None:
-    put(stack, "eleven.txt", b"x" * 11)
+    stack.put("eleven.txt", b"x" * 11)
     with patched_environ({"MAX_FILE_SIZE_BYTES": "10"}):
         runtime = get_runtime()
         with pytest.raises(FileTooLargeError) as caught:
@@ -126,9 +121,9 @@ def test_missing_s3_object(stack: LocalStack, runtime: Runtime) -> None:
 
 
 def test_pinned_object_that_changed_fails_without_retry(stack: LocalStack, runtime: Runtime) -> None:
-    put(stack, "doc.txt", b"version one")
+    stack.put("doc.txt", b"version one")
     accepted = runtime.s3.head(stack.bucket, "doc.txt")
-    put(stack, "doc.txt", b"version two")
+    stack.put("doc.txt", b"version two")
 
     # Versioned bucket: the accepted version is still what gets attached.
     runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "doc.txt", pin=accepted.pin()))
@@ -146,7 +141,7 @@ def test_pinned_object_that_changed_fails_without_retry(stack: LocalStack, runti
 
 def test_wrong_api_token_is_an_auth_error_after_one_refetch(stack: LocalStack, runtime: Runtime) -> None:
     stack.put_secret(apiToken="not-the-token")
-    put(stack, "a.txt", b"a")
+    stack.put("a.txt", b"a")
     with pytest.raises(AtlassianAuthError) as caught:
         runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "a.txt"))
     assert caught.value.status == 401
@@ -156,7 +151,7 @@ def test_wrong_api_token_is_an_auth_error_after_one_refetch(stack: LocalStack, r
 
 
 def test_rotated_secret_is_picked_up_on_401(stack: LocalStack, runtime: Runtime) -> None:
-    put(stack, "a.txt", b"a")
+    stack.put("a.txt", b"a")
     runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "a.txt"))  # caches the secret
 
     stack.sim.set_api_token("rotated-token")
@@ -168,7 +163,7 @@ def test_rotated_secret_is_picked_up_on_401(stack: LocalStack, runtime: Runtime)
 
 def test_workspace_discovered_once_from_site_url(stack: LocalStack, runtime: Runtime) -> None:
     stack.put_secret(workspaceId=None, siteUrl=stack.sim.base_url)
-    put(stack, "a.txt", b"a")
+    stack.put("a.txt", b"a")
     for _ in range(2):
         runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "a.txt"))
     assert len(stack.sim.attachments("1234")) == 2
@@ -176,7 +171,7 @@ def test_workspace_discovered_once_from_site_url(stack: LocalStack, runtime: Run
 
 
 def test_media_url_outside_the_allowed_hosts_never_gets_the_token(stack: LocalStack) -> None:
-    put(stack, "a.txt", b"a")
+    stack.put("a.txt", b"a")
     with patched_environ({"MEDIA_ALLOWED_HOSTS": "api.media.atlassian.com,*.atlassian.com"}):
         runtime = get_runtime()
         with pytest.raises(MediaHostNotAllowedError):
@@ -185,7 +180,7 @@ def test_media_url_outside_the_allowed_hosts_never_gets_the_token(stack: LocalSt
 
 
 def test_unknown_object(stack: LocalStack, runtime: Runtime) -> None:
-    put(stack, "a.txt", b"a")
+    stack.put("a.txt", b"a")
     with pytest.raises(ObjectNotFoundError) as caught:
         runtime.attacher.attach("999", runtime.s3.head(stack.bucket, "a.txt"))
     assert caught.value.field == "objectId"
@@ -217,7 +212,7 @@ def test_source_shorter_than_announced_links_nothing(stack: LocalStack, runtime:
 
 
 def test_expired_media_token_is_replaced_once(stack: LocalStack, runtime: Runtime) -> None:
-    put(stack, "a.txt", b"a")
+    stack.put("a.txt", b"a")
     stack.sim.inject("upload", Fault(status=401))
     runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "a.txt"))
     assert len(stack.sim.attachments("1234")) == 1
@@ -230,7 +225,7 @@ def test_upload_path_falls_back_and_is_remembered(moto_url: str) -> None:
         stack = LocalStack(moto_url, sim, bucket="fallback-bucket", secret_id="fallback-secret").seed()
         with patched_environ(stack.env()):
             runtime = get_runtime()
-            put(stack, "a.txt", b"a")
+            stack.put("a.txt", b"a")
             for _ in range(2):
                 runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "a.txt"))
     paths = [r.path for r in sim.requests if r.path.startswith("/media/")]
@@ -240,7 +235,7 @@ def test_upload_path_falls_back_and_is_remembered(moto_url: str) -> None:
 
 
 def test_retryable_and_permanent_atlassian_errors(stack: LocalStack, runtime: Runtime) -> None:
-    put(stack, "a.txt", b"a")
+    stack.put("a.txt", b"a")
     stack.sim.inject("link", Fault(status=503, retry_after=30))
     with pytest.raises(AttachError) as caught:
         runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "a.txt"))
@@ -256,7 +251,7 @@ def test_retryable_and_permanent_atlassian_errors(stack: LocalStack, runtime: Ru
 
 
 def test_dropped_upload_connection_is_retryable(stack: LocalStack, runtime: Runtime) -> None:
-    put(stack, "a.bin", os.urandom(4 * 1024 * 1024))
+    stack.put("a.bin", os.urandom(4 * 1024 * 1024))
     stack.sim.inject("upload", Fault(drop_after_bytes=1024 * 1024))
     with pytest.raises(AttachError) as caught:
         runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "a.bin"))

@@ -22,25 +22,10 @@ from devstack.stack import LocalStack
 @pytest.fixture
 def dropping(stack: LocalStack, worker: LocalWorker, logs: CapturedLogs) -> LocalStack:
     stack.enable_s3_notifications()
-    drain(worker)  # S3's test event, sent when the notification is configured
+    worker.drain()  # S3's test event, sent when the notification is configured
     assert "ignoring S3's test event" in logs.text
     worker.invocations = 0
     return stack
-
-
-def drain(worker: LocalWorker, rounds: int = 10) -> None:
-    for _ in range(rounds):
-        if worker.poll_once() == 0:
-            return
-
-
-def drop(stack: LocalStack, key: str, data: bytes, **metadata: str) -> None:
-    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data, Metadata=metadata)
-
-
-def depth(stack: LocalStack, url: str) -> int:
-    attrs = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
 def job_of(stack: LocalStack, api: str, key: str) -> dict[str, Any]:
@@ -57,9 +42,9 @@ def test_key_route_with_an_object_id_and_a_unicode_name(
     dropping: LocalStack, worker: LocalWorker, api: str, logs: CapturedLogs
 ) -> None:
     key = "attachments/1234/Prüfbericht Q3 – 検査 + notes.pdf"
-    drop(dropping, key, b"%PDF-1.7 report")
+    dropping.put(key, b"%PDF-1.7 report")
 
-    drain(worker)
+    worker.drain()
 
     [attachment] = dropping.sim.attachments("1234")
     assert attachment.filename == "Prüfbericht Q3 – 検査 + notes.pdf"
@@ -69,15 +54,14 @@ def test_key_route_with_an_object_id_and_a_unicode_name(
 
 
 def test_key_route_with_an_object_key_resolved_through_aql(dropping: LocalStack, worker: LocalWorker) -> None:
-    drop(dropping, "attachments/HW-42/photo.jpg", b"\xff\xd8\xff")
-    drain(worker)
+    dropping.put("attachments/HW-42/photo.jpg", b"\xff\xd8\xff")
+    worker.drain()
     [attachment] = dropping.sim.attachments("1234")
     assert (attachment.filename, attachment.mime_type) == ("photo.jpg", "image/jpeg")
 
 
 def test_metadata_route_with_name_and_comment(dropping: LocalStack, worker: LocalWorker) -> None:
-    drop(
-        dropping,
+    dropping.put(
         "attachments/inbox/scan-0001.pdf",
         b"%PDF",
         **{
@@ -86,7 +70,7 @@ def test_metadata_route_with_name_and_comment(dropping: LocalStack, worker: Loca
             "assets-comment": quote("Geprüft ✓"),
         },
     )
-    drain(worker)
+    worker.drain()
     [attachment] = dropping.sim.attachments("1234")
     assert attachment.filename == "Lieferschein März.pdf"
     assert attachment.comment == "Geprüft ✓"
@@ -94,15 +78,15 @@ def test_metadata_route_with_name_and_comment(dropping: LocalStack, worker: Loca
 
 def test_a_duplicate_event_attaches_nothing_new(dropping: LocalStack, worker: LocalWorker) -> None:
     key = "attachments/1234/once.txt"
-    drop(dropping, key, b"once")
+    dropping.put(key, b"once")
     sqs = dropping.client("sqs")
     [message] = sqs.receive_message(QueueUrl=dropping.queue_url, VisibilityTimeout=0).get("Messages", [])
     sqs.send_message(QueueUrl=dropping.queue_url, MessageBody=message["Body"])  # S3 delivers at least once
 
-    drain(worker)
+    worker.drain()
 
     assert len(dropping.sim.attachments("1234")) == 1
-    assert depth(dropping, dropping.queue_url) == 0
+    assert dropping.queue_depth(dropping.queue_url) == 0
 
 
 @pytest.mark.parametrize(
@@ -111,28 +95,28 @@ def test_a_duplicate_event_attaches_nothing_new(dropping: LocalStack, worker: Lo
 def test_an_object_that_names_no_assets_object_is_skipped_without_retry(
     dropping: LocalStack, worker: LocalWorker, logs: CapturedLogs, key: str
 ) -> None:
-    drop(dropping, key, b"x")
+    dropping.put(key, b"x")
     if key.startswith("elsewhere/"):  # the notification filter would not send it; the worker checks too
         dropping.client("sqs").send_message(
             QueueUrl=dropping.queue_url, MessageBody=s3_event_body(dropping.bucket, key)
         )
 
-    drain(worker)
+    worker.drain()
 
     assert dropping.sim.attachments("1234") == []
-    assert depth(dropping, dropping.queue_url) == 0 and depth(dropping, dropping.dlq_url) == 0
+    assert dropping.queue_depth(dropping.queue_url) == 0 and dropping.queue_depth(dropping.dlq_url) == 0
     assert "skipping an S3 object" in logs.text
 
 
 def test_an_object_id_that_does_not_exist_fails_its_job_without_retry(
     dropping: LocalStack, worker: LocalWorker, api: str
 ) -> None:
-    drop(dropping, "attachments/999/x.txt", b"x")
-    drain(worker)
+    dropping.put("attachments/999/x.txt", b"x")
+    worker.drain()
     job = job_of(dropping, api, "attachments/999/x.txt")
     assert job["status"] == "failed" and "999" in job["files"][0]["error"]
     assert worker.invocations == 1
-    assert depth(dropping, dropping.queue_url) == 0 and depth(dropping, dropping.dlq_url) == 0
+    assert dropping.queue_depth(dropping.queue_url) == 0 and dropping.queue_depth(dropping.dlq_url) == 0
 
 
 def s3_event_body(bucket: str, key: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -40,28 +41,11 @@ def job_status(stack: LocalStack, status_url: str) -> dict[str, Any]:
     return reply.json()
 
 
-def drain(worker: LocalWorker, rounds: int = 20) -> None:
-    """Poll until a poll finds nothing."""
-    for _ in range(rounds):
-        if worker.poll_once() == 0:
-            return
-
-
-def put(stack: LocalStack, key: str, data: bytes, content_type: str | None = None) -> None:
-    extra = {"ContentType": content_type} if content_type else {}
-    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data, **extra)
-
-
-def queue_depth(stack: LocalStack, url: str) -> int:
-    attrs = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
 def test_accepted_request_ends_as_exactly_one_attachment(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
     data = os.urandom(2 * 1024 * 1024)
-    put(stack, "attachments/in/Prüfbericht.pdf", data, "application/pdf")
+    stack.put("attachments/in/Prüfbericht.pdf", data, "application/pdf")
     body = {
         "objectId": f"{stack.sim.workspace_id}:1234",
         "s3Uri": f"s3://{stack.bucket}/attachments/in/Prüfbericht.pdf",
@@ -78,7 +62,7 @@ def test_accepted_request_ends_as_exactly_one_attachment(
     assert reply["statusUrl"] == f"{api}/attachments/jobs/{reply['jobId']}"
     assert job_status(stack, reply["statusUrl"])["status"] == "queued"
 
-    drain(worker)
+    worker.drain()
 
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "succeeded", job
@@ -104,33 +88,33 @@ def test_accepted_request_ends_as_exactly_one_attachment(
 def test_the_same_request_again_returns_the_same_job_and_attaches_nothing_new(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
-    put(stack, "attachments/a.txt", b"hello")
+    stack.put("attachments/a.txt", b"hello")
     body = {"objectKey": "HW-42", "bucket": stack.bucket, "key": "attachments/a.txt"}
 
     first = post(api, stack, body).json()
-    drain(worker)
+    worker.drain()
     second = post(api, stack, body)
 
     assert second.status_code == 202
     assert second.json()["jobId"] == first["jobId"]
-    assert queue_depth(stack, stack.queue_url) == 0
-    drain(worker)
+    assert stack.queue_depth(stack.queue_url) == 0
+    worker.drain()
     assert len(stack.sim.attachments("1234")) == 1
 
-    put(stack, "attachments/a.txt", b"hello, changed")  # a new version is a new request
+    stack.put("attachments/a.txt", b"hello, changed")  # a new version is a new request
     third = post(api, stack, body).json()
     assert third["jobId"] != first["jobId"]
 
 
 def test_several_files_in_one_job(stack: LocalStack, api: str, worker: LocalWorker) -> None:
     for name in ("one.csv", "two.png"):
-        put(stack, f"attachments/{name}", name.encode())
+        stack.put(f"attachments/{name}", name.encode())
     files = [
         {"s3Uri": f"s3://{stack.bucket}/attachments/one.csv"},
         {"bucket": stack.bucket, "key": "attachments/two.png", "filename": "Zwei.png"},
     ]
     reply = post(api, stack, {"objectId": 1234, "files": files}).json()
-    drain(worker)
+    worker.drain()
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "succeeded"
     assert sorted(a.filename for a in stack.sim.attachments("1234")) == ["Zwei.png", "one.csv"]
@@ -157,11 +141,11 @@ def test_several_files_in_one_job(stack: LocalStack, api: str, worker: LocalWork
     ],
 )  # fmt: skip
 def test_bad_requests_get_their_status_and_name_the_field(
-    stack: LocalStack, api: str, body: Any, status: int, field: str, logs: CapturedLogs
+    stack: LocalStack, api: str, body: Any, status: int, field: str, logs: CapturedLogs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put(stack, "attachments/a.txt", b"a")
-    put(stack, "attachments/big.bin", b"x" * 64)
-    os.environ["MAX_FILE_SIZE_BYTES"] = "32"  # restored by the stack fixture's environment
+    stack.put("attachments/a.txt", b"a")
+    stack.put("attachments/big.bin", b"x" * 64)
+    monkeypatch.setenv("MAX_FILE_SIZE_BYTES", "32")
     body = json.loads(json.dumps(body).replace("BUCKET", stack.bucket))
 
     reply = post(api, stack, body)
@@ -170,7 +154,7 @@ def test_bad_requests_get_their_status_and_name_the_field(
     error = reply.json()["error"]
     assert error["field"] == field
     assert error["code"] and error["message"]
-    assert queue_depth(stack, stack.queue_url) == 0
+    assert stack.queue_depth(stack.queue_url) == 0
 
 
 def test_transport_errors(stack: LocalStack, api: str, logs: CapturedLogs) -> None:
@@ -192,8 +176,8 @@ def test_transport_errors(stack: LocalStack, api: str, logs: CapturedLogs) -> No
     assert peek.status_code == 401
 
 
-def test_a_rotated_webhook_token_list_accepts_old_and_new(stack: LocalStack, api: str) -> None:
-    put(stack, "attachments/a.txt", b"a")
+def test_several_webhook_tokens_are_valid_at_once(stack: LocalStack, api: str) -> None:
+    stack.put("attachments/a.txt", b"a")
     stack.put_secret(webhookTokens=["new-token-0123456789", stack.webhook_token])
     body = {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}
     assert post(api, stack, body, token="new-token-0123456789").status_code == 202
@@ -203,11 +187,11 @@ def test_a_rotated_webhook_token_list_accepts_old_and_new(stack: LocalStack, api
 def test_worker_crash_after_the_link_leaves_one_attachment(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
-    put(stack, "attachments/a.txt", b"a")
+    stack.put("attachments/a.txt", b"a")
     stack.sim.inject("link", Fault(after_success=True, drop_after_bytes=0))  # linked, then the reply is lost
     reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
 
-    drain(worker)
+    worker.drain()
 
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "succeeded", job
@@ -219,24 +203,42 @@ def test_worker_crash_after_the_link_leaves_one_attachment(
 def test_when_the_attachment_list_is_unavailable_the_check_degrades_with_a_warning(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
-    put(stack, "attachments/a.txt", b"a")
+    stack.put("attachments/a.txt", b"a")
     stack.sim.inject("link", Fault(status=502, after_success=True))
     stack.sim.inject("list", Fault(status=404))
     reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
-    drain(worker)
+    worker.drain()
     assert job_status(stack, reply["statusUrl"])["status"] == "succeeded"
-    assert "cannot list the object's attachments" in logs.text
+    assert "cannot tell whether the interrupted attempt attached the file" in logs.text
+
+
+def test_an_older_attachment_with_the_same_name_is_not_taken_for_the_interrupted_one(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    body = {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/report.pdf"}
+    stack.put("attachments/report.pdf", b"first report")
+    post(api, stack, body)
+    worker.drain()
+    stack.put("attachments/report.pdf", b"second report, longer")
+    stack.sim.inject("link", Fault(drop_after_bytes=0))  # the link is lost before it happened
+    second = post(api, stack, body).json()
+
+    worker.drain()
+
+    assert job_status(stack, second["statusUrl"])["status"] == "succeeded"
+    shas = sorted(a.sha256 for a in stack.sim.attachments("1234"))
+    assert shas == sorted(hashlib.sha256(d).hexdigest() for d in (b"first report", b"second report, longer"))
 
 
 def test_429_with_retry_after_and_5xx_bursts_end_in_success(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
-    put(stack, "attachments/a.txt", b"a")
+    stack.put("attachments/a.txt", b"a")
     stack.sim.inject("upload", Fault(status=429, retry_after=1))
     stack.sim.inject("link", Fault(status=503, times=2))
     reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
 
-    drain(worker)
+    worker.drain()
 
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "succeeded", job
@@ -248,38 +250,39 @@ def test_429_with_retry_after_and_5xx_bursts_end_in_success(
 def test_a_long_retry_after_hands_the_message_back_with_that_delay(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
-    put(stack, "attachments/a.txt", b"a")
+    stack.put("attachments/a.txt", b"a")
     stack.sim.inject("credentials", Fault(status=429, retry_after=120))
     reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
 
     assert worker.poll_once() == 1
+    time.sleep(stack.visibility_timeout + 1)
     assert worker.poll_once() == 0  # invisible for the 120 s Atlassian asked for, not the queue's 2 s
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "running"
-    assert queue_depth(stack, stack.queue_url) == 1
+    assert stack.queue_depth(stack.queue_url) == 1
 
 
 def test_a_permanent_failure_fails_the_job_at_once_with_its_reason(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
-    put(stack, "attachments/a.txt", b"a")
+    stack.put("attachments/a.txt", b"a")
     stack.sim.inject("credentials", Fault(status=403))
     reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
 
-    drain(worker)
+    worker.drain()
 
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "failed"
     assert "403" in job["files"][0]["error"] and job["files"][0]["status"] == "failed"
     assert job["attempts"] == 1
     assert worker.invocations == 1
-    assert queue_depth(stack, stack.queue_url) == 0 and queue_depth(stack, stack.dlq_url) == 0
+    assert stack.queue_depth(stack.queue_url) == 0 and stack.queue_depth(stack.dlq_url) == 0
 
 
 def test_an_unknown_object_key_fails_the_job(stack: LocalStack, api: str, worker: LocalWorker) -> None:
-    put(stack, "attachments/a.txt", b"a")
+    stack.put("attachments/a.txt", b"a")
     reply = post(api, stack, {"objectKey": "HW-404", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
-    drain(worker)
+    worker.drain()
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "failed" and "HW-404" in job["error"]
 
@@ -287,17 +290,17 @@ def test_an_unknown_object_key_fails_the_job(stack: LocalStack, api: str, worker
 def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
-    put(stack, "attachments/a.txt", b"a")
+    stack.put("attachments/a.txt", b"a")
     stack.sim.inject("credentials", Fault(status=503, retry_after=0, times=1000))
     reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
 
-    drain(worker, rounds=stack.max_receive_count + 2)
+    worker.drain(rounds=stack.max_receive_count + 2)
 
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "failed"
     assert f"gave up after {stack.max_receive_count} attempts" in job["error"]
-    assert queue_depth(stack, stack.queue_url) == 0
-    assert queue_depth(stack, stack.dlq_url) == 1
+    assert stack.queue_depth(stack.queue_url) == 0
+    assert stack.queue_depth(stack.dlq_url) == 1
     assert stack.sim.attachments("1234") == []
 
     # The outage is over: an operator moves the message back from the DLQ and the job runs again.
@@ -306,7 +309,7 @@ def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(
     [message] = sqs.receive_message(QueueUrl=stack.dlq_url).get("Messages", [])
     sqs.send_message(QueueUrl=stack.queue_url, MessageBody=message["Body"])
     sqs.delete_message(QueueUrl=stack.dlq_url, ReceiptHandle=message["ReceiptHandle"])
-    drain(worker)
+    worker.drain()
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "succeeded" and "error" not in job
     assert len(stack.sim.attachments("1234")) == 1

@@ -23,11 +23,11 @@ from assets_attach.errors import (
     MediaHostNotAllowedError,
 )
 from assets_attach.integrity import StreamCheck, md5_from_etag
-from assets_attach.media_hosts import check_media_base_url
 from assets_attach.multipart import MultipartBody, ascii_fallback
 from assets_attach.object_ids import normalize_object_id, normalize_object_key
 from assets_attach.s3_source import parse_s3_uri
 from assets_attach.settings import Settings
+from assets_attach.url_policy import check_media_base_url
 
 
 @pytest.mark.parametrize(("given", "expected"), [(1234, "1234"), ("1234", "1234"), (" 77 ", "77"), ("ws-9f:88", "88")])
