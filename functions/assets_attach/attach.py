@@ -13,7 +13,7 @@ from typing import Protocol
 
 from .assets_client import AssetsClient
 from .content_types import resolve_content_type
-from .errors import FileTooLargeError, MediaTokenExpiredError
+from .errors import AtlassianAuthError, FileTooLargeError, MediaTokenExpiredError
 from .integrity import StreamCheck
 from .media_upload import MediaUploader, UploadedMedia
 
@@ -109,7 +109,9 @@ class Attacher:
                     size=source.size,
                     open_chunks=lambda: check.wrap(source.chunks()),
                 )
-            except MediaTokenExpiredError:
-                if fresh_token:
-                    raise
+            except MediaTokenExpiredError as e:
+                if fresh_token:  # a token issued a moment ago was refused too: retrying will not help
+                    raise AtlassianAuthError(
+                        "the media service refused a freshly issued token", step="upload", status=401, retryable=False
+                    ) from e
         raise AssertionError("unreachable")

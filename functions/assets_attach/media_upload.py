@@ -52,7 +52,7 @@ class MediaUploader:
         if response.status_code == 404:
             other = next(p for p in MEDIA_UPLOAD_PATHS if p != self.upload_path)
             response = self._post(base_url, other, credentials, filename, content_type, size, open_chunks)
-            if response.status_code != 404:
+            if response.ok:
                 self.upload_path = other
         if response.status_code == 401:
             raise MediaTokenExpiredError(

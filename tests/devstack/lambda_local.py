@@ -14,6 +14,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -165,14 +166,24 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 class LocalWorker:
     """Polls the jobs queue and invokes the worker handler with what it receives, like Lambda's SQS poller."""
 
-    def __init__(self, sqs: Any, queue_url: str, *, batch_size: int = 5, timeout_seconds: float = 300) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        *,
+        batch_size: int = 5,
+        timeout_seconds: float = 300,
+        context_factory: Callable[[], LambdaContext] | None = None,
+    ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
         self._batch_size = batch_size
-        self._timeout = timeout_seconds
+        self._new_context = context_factory or (
+            lambda: LambdaContext(function_name="assets-attach-worker", timeout_seconds=timeout_seconds)
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.invocations = 0
@@ -191,9 +202,8 @@ class LocalWorker:
         if not messages:
             return 0
         self.invocations += 1
-        context = LambdaContext(function_name="assets-attach-worker", timeout_seconds=self._timeout)
         try:
-            result = worker.lambda_handler(sqs_event(messages, self._queue_arn), context)
+            result = worker.lambda_handler(sqs_event(messages, self._queue_arn), self._new_context())
         except Exception:  # noqa: BLE001 - as Lambda does: a failed invocation returns the whole batch
             return len(messages)
         failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}

@@ -10,14 +10,15 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
 
 from assets_attach import retry_policy
-from devstack.atlassian_sim import Fault
-from devstack.lambda_local import LocalWorker
+from devstack.atlassian_sim import AtlassianSimulator, Fault
+from devstack.lambda_local import LambdaContext, LocalWorker
 from devstack.log_capture import CapturedLogs
 from devstack.stack import LocalStack
 
@@ -313,3 +314,54 @@ def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "succeeded" and "error" not in job
     assert len(stack.sim.attachments("1234")) == 1
+
+
+@dataclass
+class ShortInvocation(LambdaContext):
+    """An invocation with time for one file: plenty until a file lands on the object, then almost none."""
+
+    sim: AtlassianSimulator | None = None
+    landed_before: int = -1
+
+    def get_remaining_time_in_millis(self) -> int:
+        assert self.sim is not None
+        landed = len(self.sim.attachments("1234"))
+        if self.landed_before < 0:
+            self.landed_before = landed
+        return 600_000 if landed == self.landed_before else 1_000
+
+
+def test_a_job_that_runs_out_of_time_continues_in_a_new_message(
+    stack: LocalStack, api: str, logs: CapturedLogs
+) -> None:
+    worker = LocalWorker(stack.client("sqs"), stack.queue_url, context_factory=lambda: ShortInvocation(sim=stack.sim))
+    files = [{"s3Uri": f"s3://{stack.bucket}/attachments/{n}.txt"} for n in range(3)]
+    for n in range(3):
+        stack.put(f"attachments/{n}.txt", str(n).encode())
+    reply = post(api, stack, {"objectId": "1234", "files": files}).json()
+
+    worker.drain()
+
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "succeeded", job
+    assert sorted(a.filename for a in stack.sim.attachments("1234")) == ["0.txt", "1.txt", "2.txt"]
+    assert worker.invocations == 3  # one file per invocation, each continuing in a fresh message
+    assert stack.queue_depth(stack.dlq_url) == 0
+    assert "continues in a new message" in logs.text
+
+
+def test_content_that_vanished_after_acceptance_fails_the_job_without_retry(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    version = stack.put("attachments/a.txt", b"accepted bytes")["VersionId"]
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    stack.put("attachments/a.txt", b"newer bytes")  # a newer version does not matter: the accepted one is pinned
+    stack.client("s3").delete_object(Bucket=stack.bucket, Key="attachments/a.txt", VersionId=version)
+
+    worker.drain()
+
+    job = job_status(stack, reply["statusUrl"])
+    assert job["status"] == "failed"
+    assert "changed or vanished" in job["files"][0]["error"]
+    assert worker.invocations == 1 and stack.queue_depth(stack.dlq_url) == 0
+    assert stack.sim.attachments("1234") == []

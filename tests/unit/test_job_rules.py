@@ -1,0 +1,144 @@
+"""Pure rules of the job flow: request parsing, back-off, job views, settings and where credentials may go."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from assets_attach import retry_policy
+from assets_attach.atlassian_secret import _read_error, parse_secret
+from assets_attach.attach_request import parse_attach_request
+from assets_attach.errors import AttachError, BadRequestError, ConfigError
+from assets_attach.job_runner import seconds_needed
+from assets_attach.jobs import public_view
+from assets_attach.s3_source import pin_for
+from assets_attach.settings import Settings
+from assets_attach.url_policy import require_secure_url
+
+
+def test_a_single_file_request() -> None:
+    request = parse_attach_request(
+        {"objectId": "ws-1:77", "s3Uri": "s3://bkt/a/b c.pdf", "filename": "B.pdf", "issueKey": "IT-1"}
+    )
+    assert (request.object_id, request.object_key, request.issue_key) == ("77", None, "IT-1")
+    [wanted] = request.files
+    assert (wanted.bucket, wanted.key, wanted.filename, wanted.comment, wanted.field_prefix) == (
+        "bkt",
+        "a/b c.pdf",
+        "B.pdf",
+        "",
+        "",
+    )
+
+
+def test_a_multi_file_request_names_fields_by_index() -> None:
+    request = parse_attach_request(
+        {"objectKey": "HW-42", "files": [{"bucket": "bkt", "key": "x"}, {"s3Uri": "s3://b2/y"}]}
+    )
+    assert [(f.bucket, f.key, f.field_prefix) for f in request.files] == [
+        ("bkt", "x", "files[0]."),
+        ("b2", "y", "files[1]."),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"objectId": 1, "objectKey": "HW-1", "s3Uri": "s3://b/k"}, "objectId"),
+        ({"objectKey": "not a key", "s3Uri": "s3://b/k"}, "objectKey"),
+        ({"objectId": 1, "s3Uri": "s3://b/k", "bucket": "bkt"}, "s3Uri"),
+        ({"objectId": 1, "bucket": "bkt", "key": "folder/"}, "key"),
+        ({"objectId": 1, "files": [{"s3Uri": "s3://b/k", "extra": 1}]}, "files[0].extra"),
+        ({"objectId": 1, "s3Uri": "s3://b/k", "comment": "x" * 2001}, "comment"),
+        ({"objectId": 1, "s3Uri": 5}, "s3Uri"),
+        ("not an object", "body"),
+    ],
+)
+def test_bad_requests_name_the_field(body: object, field: str) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        parse_attach_request(body)
+    assert caught.value.field == field
+
+
+def test_backoff_honours_retry_after_and_otherwise_doubles_to_a_cap() -> None:
+    assert retry_policy.backoff_seconds(1, retry_after=7) == 7
+    assert retry_policy.backoff_seconds(1, retry_after=10**9) == retry_policy.MAX_VISIBILITY_SECONDS
+    for attempt, ceiling in [(1, 5), (2, 10), (3, 20), (4, 30), (9, 30)]:
+        waits = [retry_policy.backoff_seconds(attempt) for _ in range(200)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits)
+        assert max(waits) - min(waits) > 0  # jittered
+
+
+def test_a_file_starts_only_with_time_for_it() -> None:
+    assert seconds_needed(0) == 20
+    assert 120 < seconds_needed(1024**3) < 125  # 1 GiB at a cautious 10 MiB/s, plus the fixed steps
+
+
+def test_public_view_shows_the_contract_fields_only() -> None:
+    record = {
+        "jobId": "j1",
+        "status": "failed",
+        "objectId": "1234",
+        "issueKey": "IT-1",
+        "error": "1 of 1 file(s) failed",
+        "origin": "webhook",
+        "attempts": 2,
+        "createdAt": "t0",
+        "updatedAt": "t1",
+        "expiresAt": 123,
+        "files": [
+            {"bucket": "b", "key": "k", "filename": "f", "size": 3, "status": "failed", "error": "gone",
+             "versionId": "v", "etag": "e", "mediaId": "m", "idsBeforeLink": ["1"]}
+        ],
+    }  # fmt: skip
+    assert public_view(record) == {
+        "jobId": "j1",
+        "status": "failed",
+        "objectId": "1234",
+        "issueKey": "IT-1",
+        "error": "1 of 1 file(s) failed",
+        "attempts": 2,
+        "createdAt": "t0",
+        "updatedAt": "t1",
+        "files": [{"bucket": "b", "key": "k", "filename": "f", "size": 3, "status": "failed", "error": "gone"}],
+    }
+
+
+def test_pins() -> None:
+    assert pin_for("v1", '"e"') == {"VersionId": "v1"}
+    assert pin_for("null", "e") == {"IfMatch": '"e"'}
+    assert pin_for(None, '"e"') == {"IfMatch": '"e"'}
+    assert pin_for(None, None) == {}
+
+
+def test_settings_prefix_and_buckets() -> None:
+    assert Settings.from_env({"S3_KEY_PREFIX": "uploads"}).s3_key_prefix == "uploads/"
+    assert Settings.from_env({"S3_KEY_PREFIX": "/in/box/"}).s3_key_prefix == "in/box/"
+    assert Settings.from_env({"UPLOADS_BUCKET": "up"}).webhook_buckets == {"up"}
+    assert Settings.from_env({"UPLOADS_BUCKET": "up", "ALLOWED_BUCKETS": "a,b"}).webhook_buckets == {"a", "b"}
+
+
+def test_credentials_go_only_over_tls() -> None:
+    assert require_secure_url("https://api.atlassian.com/", "X") == "https://api.atlassian.com"
+    assert require_secure_url("http://127.0.0.1:8080", "X") == "http://127.0.0.1:8080"
+    for url in ["http://api.atlassian.com", "ftp://x", "api.atlassian.com"]:
+        with pytest.raises(ConfigError):
+            require_secure_url(url, "X")
+    with pytest.raises(ConfigError):
+        Settings.from_env({"ASSETS_API_BASE_URL": "http://example.atlassian.net"})
+    with pytest.raises(ConfigError) as caught:
+        parse_secret({"email": "a@b.c", "apiToken": "t", "siteUrl": "http://example.atlassian.net"}, "s")
+    assert "siteUrl" in str(caught.value)
+
+
+def _client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}}, "GetSecretValue")
+
+
+def test_secret_read_errors_are_permanent_or_passing() -> None:
+    missing = _read_error("s", _client_error("ResourceNotFoundException"))
+    assert isinstance(missing, ConfigError) and "fill it" in str(missing)
+    assert isinstance(_read_error("s", _client_error("AccessDeniedException")), ConfigError)
+    throttled = _read_error("s", _client_error("ThrottlingException"))
+    assert type(throttled) is AttachError and throttled.retryable
+    assert _read_error("s", ConnectionError()).retryable
