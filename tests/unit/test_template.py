@@ -245,6 +245,22 @@ def test_functions_use_their_own_roles_not_sams_broad_defaults(template: dict[st
         assert "Policies" not in props, name
 
 
+def test_each_role_allows_the_queue_calls_its_function_makes(template: dict[str, Any]) -> None:
+    """The webhook queues jobs; the worker hands messages back with a delay and queues a job's continuation."""
+    resources = template["Resources"]
+
+    def actions(role: str) -> set[str]:
+        found: set[str] = set()
+        for policy in resources[role]["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                listed = statement["Action"]
+                found |= set(listed if isinstance(listed, list) else [listed])
+        return found
+
+    assert "sqs:SendMessage" in actions("WebhookRole")
+    assert {"sqs:SendMessage", "sqs:ChangeMessageVisibility"} <= actions("WorkerRole")
+
+
 def test_dynamodb_tables_match_the_code(template: dict[str, Any]) -> None:
     tables = template["Resources"]
     jobs, idempotency = tables["JobsTable"]["Properties"], tables["IdempotencyTable"]["Properties"]
