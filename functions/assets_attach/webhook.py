@@ -133,8 +133,8 @@ def on_attach_error(error: AttachError) -> Response[str]:
         logger.info("request refused", extra={"status": int(status), "code": error.code, "field": error.field})
         return error_response(status, error.code, error.message, error.field)
     logger.exception("request could not be served", extra={"code": error.code})
-    if error.retryable:
-        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, error.code, "try again shortly: " + error.message)
+    if error.retryable:  # nothing was accepted; the caller may send the same request again
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again shortly: " + error.message)
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, error.code, "the service is misconfigured; see its logs")
 
 

@@ -365,3 +365,22 @@ def test_content_that_vanished_after_acceptance_fails_the_job_without_retry(
     assert "changed or vanished" in job["files"][0]["error"]
     assert worker.invocations == 1 and stack.queue_depth(stack.dlq_url) == 0
     assert stack.sim.attachments("1234") == []
+
+
+def test_when_the_queue_or_the_stores_fail_the_webhook_says_so_and_nothing_is_accepted(
+    stack: LocalStack, api: str, logs: CapturedLogs
+) -> None:
+    stack.put("attachments/a.txt", b"a")
+    body = {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}
+    stack.client("sqs").delete_queue(QueueUrl=stack.queue_url)
+
+    no_queue = post(api, stack, body)
+
+    assert no_queue.status_code == 503, no_queue.text
+    assert no_queue.json()["error"]["code"] == "unavailable" and "queued" in no_queue.json()["error"]["message"]
+    jobs = stack.client("dynamodb").scan(TableName=stack.jobs_table)["Items"]
+    assert [j["status"]["S"] for j in jobs] == ["failed"]  # recorded as never queued, for the operator
+
+    stack.client("dynamodb").delete_table(TableName=stack.idempotency_table)
+    no_store = post(api, stack, body)
+    assert no_store.status_code == 503 and no_store.json()["error"]["code"] == "unavailable"
