@@ -116,10 +116,12 @@ class AssetsClient:
         created = reply.get("values", reply) if isinstance(reply, dict) else reply
         if isinstance(created, dict):
             created = [created]
-        attachments = _parse(_ATTACHMENTS, created, "link")
-        if not attachments:
-            raise AtlassianError("the link reply named no attachment", step="link", retryable=False)
-        return attachments[0]
+        try:
+            return _parse(_ATTACHMENTS, created, "link")[0]
+        except (AtlassianError, IndexError):
+            # Atlassian said yes but not what it made: the attachment may exist. A retry looks for it (the job
+            # noted the object's attachments before this link) rather than failing a file that may be attached.
+            raise AtlassianError("the link reply named no attachment", step="link", retryable=True) from None
 
     def list_attachments(self, object_id: str) -> list[Attachment]:
         # A 404 here may mean the (undocumented) list endpoint is missing, so it stays an AtlassianError.

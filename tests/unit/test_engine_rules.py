@@ -202,3 +202,28 @@ def test_error_replies_map_to_retryable_or_not() -> None:
     with pytest.raises(AtlassianError) as bad:
         raise_for_reply(_reply(400, {"errorMessages": ["bad size"]}), "link")
     assert not bad.value.retryable and bad.value.status == 400
+
+
+class _ReplyingSession(requests.Session):
+    """A session that answers every request with one canned reply (no network)."""
+
+    def __init__(self, reply: requests.Response) -> None:
+        super().__init__()
+        self.reply = reply
+
+    def request(self, *args: object, **kwargs: object) -> requests.Response:
+        return self.reply
+
+
+def test_a_link_reply_without_the_attachment_is_retryable_so_the_retry_can_find_it() -> None:
+    from assets_attach.assets_client import AssetsClient
+
+    env = {"ATLASSIAN_EMAIL": "a@b.c", "ATLASSIAN_API_TOKEN": "t", "ASSETS_WORKSPACE_ID": "w"}
+    for body in ([], {"unexpected": True}, [{"no": "id"}]):
+        client = AssetsClient(_ReplyingSession(_reply(201, body)), "https://api.example", SecretSource(None, env=env))
+        with pytest.raises(AtlassianError) as caught:
+            client.link("1", filename="f", content_type="text/plain", media_id="m", size=1, comment="")
+        assert caught.value.retryable and caught.value.step == "link"
+    good = AssetsClient(_ReplyingSession(_reply(201, [{"id": 7, "filename": "f"}])), "https://api.example",
+                        SecretSource(None, env=env))  # fmt: skip
+    assert good.link("1", filename="f", content_type="text/plain", media_id="m", size=1, comment="").id == "7"
