@@ -25,8 +25,6 @@ from .s3_source import S3Object, pin_for, real_version
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
 
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
-
 
 class JobFile(BaseModel):
     """One S3 object pinned at acceptance, and the name and comment it gets in Assets."""
