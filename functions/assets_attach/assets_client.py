@@ -17,6 +17,8 @@ from .http_session import API_READ_TIMEOUT, CONNECT_TIMEOUT
 from .url_policy import require_secure_url
 
 T = TypeVar("T")
+LIST_PAGE_SIZE = 100
+MAX_LIST_PAGES = 200
 
 
 class MediaCredentials(BaseModel):
@@ -124,10 +126,21 @@ class AssetsClient:
             raise AtlassianError("the link reply named no attachment", step="link", retryable=True) from None
 
     def list_attachments(self, object_id: str) -> list[Attachment]:
-        # A 404 here may mean the (undocumented) list endpoint is missing, so it stays an AtlassianError.
-        reply = self._call("list", "GET", f"/attachments/object/{object_id}")
-        values = reply.get("values", []) if isinstance(reply, dict) else reply
-        return _parse(_ATTACHMENTS, values, "list")
+        """Every attachment of the object: one array, or pages (``values``, ``isLast``) followed to the end."""
+        found: list[Attachment] = []
+        for _ in range(MAX_LIST_PAGES):
+            # A 404 here may mean the (undocumented) list endpoint is missing, so it stays an AtlassianError.
+            params = {"startAt": len(found), "maxResults": LIST_PAGE_SIZE}
+            reply = self._call("list", "GET", f"/attachments/object/{object_id}", params=params)
+            if not isinstance(reply, dict):
+                return _parse(_ATTACHMENTS, reply, "list")
+            page = _parse(_ATTACHMENTS, reply.get("values") or [], "list")
+            found.extend(page)
+            if not page or reply.get("isLast", True):
+                return found
+        raise AtlassianError(
+            f"object {object_id} has more than {len(found)} attachments; cannot list them all", step="list"
+        )
 
     def aql(self, query: str, max_results: int = 25) -> list[dict[str, Any]]:
         """Objects matching an AQL query (first page)."""

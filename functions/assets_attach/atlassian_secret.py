@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .errors import AttachError, ConfigError
-from .url_policy import is_secure_url
+from .url_policy import UnsafeUrlError, vet_credential_url
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -30,9 +30,13 @@ class AtlassianSecret(BaseModel):
     @field_validator("site_url")
     @classmethod
     def _site_over_tls(cls, value: str | None) -> str | None:
-        if value is not None and not is_secure_url(value):
-            raise ValueError("must be https://<site>.atlassian.net")
-        return value
+        """The API token goes to the site: the rule of every credential-bearing URL (url_policy), normalized."""
+        if value is None:
+            return None
+        try:
+            return vet_credential_url(value)
+        except UnsafeUrlError as e:  # the reason only, never the value
+            raise ValueError(f"must be https://<site>.atlassian.net ({e.reason})") from None
 
     webhook_tokens: tuple[SecretStr, ...] = Field(default=(), alias="webhookTokens")
 

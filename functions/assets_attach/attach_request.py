@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from .errors import BadRequestError
+from .filenames import check_filename
 from .object_ids import normalize_object_id, normalize_object_key
 from .s3_source import parse_s3_uri
 
 MAX_FILES = 20
+MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
 
 
 class _FileFields(BaseModel):
@@ -71,12 +74,17 @@ def _wanted(fields: _FileFields, prefix: str) -> WantedFile:
         raise BadRequestError("is required (or give s3Uri)", field=f"{prefix}key")
     else:
         bucket, key = fields.bucket, fields.key
+    key_field = f"{prefix}s3Uri" if fields.s3Uri is not None else f"{prefix}key"
     if key.endswith("/"):
-        raise BadRequestError("names a folder, not a file", field=f"{prefix}key")
-    return WantedFile(bucket, key, fields.filename, fields.comment or "", prefix)
+        raise BadRequestError("names a folder, not a file", field=key_field)
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise BadRequestError(f"the S3 key is longer than S3's {MAX_KEY_BYTES} UTF-8 bytes", field=key_field)
+    filename = check_filename(fields.filename, f"{prefix}filename") if fields.filename is not None else None
+    return WantedFile(bucket, key, filename, fields.comment or "", prefix)
 
 
-def parse_attach_request(data: Any) -> AttachRequest:
+def parse_attach_request(data: Any, workspace_id: Callable[[], str]) -> AttachRequest:
+    """The request, checked; ``workspace_id()`` (the configured workspace) is asked only for a prefixed id."""
     if not isinstance(data, dict):
         raise BadRequestError("the body must be a JSON object", field="body")
     try:
@@ -89,7 +97,7 @@ def parse_attach_request(data: Any) -> AttachRequest:
 
     if (body.objectId is None) == (body.objectKey is None):
         raise BadRequestError("give exactly one of objectId and objectKey", field="objectId")
-    object_id = normalize_object_id(body.objectId) if body.objectId is not None else None
+    object_id = normalize_object_id(body.objectId, workspace_id) if body.objectId is not None else None
     object_key = normalize_object_key(body.objectKey) if body.objectKey is not None else None
 
     single = any(getattr(body, name) is not None for name in _FileFields.model_fields)

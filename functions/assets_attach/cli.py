@@ -59,7 +59,7 @@ class WithProgress:
 
 def _object_id(runtime: Runtime, object_id: str | None, object_key: str | None) -> str:
     if object_id is not None:
-        return normalize_object_id(object_id, "--object-id")
+        return normalize_object_id(object_id, runtime.workspace_id, "--object-id")
     return runtime.assets.find_object_id(normalize_object_key(object_key, "--object-key"))
 
 
@@ -125,15 +125,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ("access", access),
     ]
     if args.object_id:
-        object_id = normalize_object_id(args.object_id, "--object-id")
 
         def credentials() -> str:
             assert runtime is not None
+            object_id = normalize_object_id(args.object_id, runtime.workspace_id, "--object-id")
             creds = runtime.assets.media_credentials(object_id)
             check_media_base_url(creds.media_base_url, runtime.settings.media_allowed_hosts)
             return f"upload credentials issued; media service at {creds.media_base_url}"
 
-        checks.append((f"object {object_id}", credentials))
+        checks.append((f"object {args.object_id}", credentials))
     for name, check in checks:
         try:
             print(f"ok    {name}: {check()}")

@@ -74,6 +74,12 @@ class SourceChangedError(AttachError):
     code = "source_changed"
 
 
+class SourceDeletedError(SourceChangedError):
+    """The accepted S3 object was deleted since (a delete marker is current, or its version or key is gone)."""
+
+    code = "source_deleted"
+
+
 class FileTooLargeError(AttachError):
     code = "file_too_large"
 
@@ -94,6 +100,24 @@ class IntegrityError(AttachError):
     """The bytes sent differ from the S3 object (count, MD5, or the size the media service reports)."""
 
     code = "integrity_mismatch"
+
+
+class LinkOutcomeUnknownError(AttachError):
+    """A link was interrupted and the object's attachments cannot be listed to learn whether it happened."""
+
+    code = "link_outcome_unknown"
+
+
+class LinkAmbiguousError(AttachError):
+    """A link was interrupted and more than one attachment could be the one it made; none is guessed."""
+
+    code = "link_ambiguous"
+
+
+class InternalError(AttachError):
+    """A defect that would fail the same way on every retry (reported with the exception's type only)."""
+
+    code = "internal_error"
 
 
 class AtlassianError(AttachError):

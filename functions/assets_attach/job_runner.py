@@ -7,10 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from . import retry_policy
 from .assets_client import AssetsClient, Attachment
 from .attach import Attacher
-from .errors import AtlassianError, AttachError
+from .errors import AtlassianError, AttachError, LinkAmbiguousError, LinkOutcomeUnknownError
 from .jobs import JobFile, JobSpec, JobStore
+from .link_lease import Lease, LinkLeases
+from .link_recovery import LinkMarker, candidates, decide_recovery, marker_before_link
 from .observability import logger, metrics
 from .s3_source import S3Source
 
@@ -39,11 +42,12 @@ def count_failure(step: str | None) -> None:
 
 
 class JobRunner:
-    def __init__(self, attacher: Attacher, assets: AssetsClient, s3: S3Source, store: JobStore):
+    def __init__(self, attacher: Attacher, assets: AssetsClient, s3: S3Source, store: JobStore, leases: LinkLeases):
         self._attacher = attacher
         self._assets = assets
         self._s3 = s3
         self._store = store
+        self._leases = leases
 
     def run(self, job_id: str, spec: JobSpec, *, time_left: Callable[[], float]) -> dict[str, Any]:
         """Do what is left of the job. Raises a retryable AttachError to be tried again later."""
@@ -75,12 +79,17 @@ class JobRunner:
                 raise DeadlineError("not enough time left in this invocation", step="deadline")
             try:
                 self._attach_file(job_id, index, object_id, wanted, state)
-            except AttachError as e:
-                if e.retryable:
+            except Exception as caught:
+                error = retry_policy.permanent_error(caught)
+                if error is None:
                     raise
-                count_failure(e.step)
-                logger.warning("file failed", extra={"error": str(e), "step": e.step})
-                self._store.update_file(job_id, index, status="failed", error=str(e))
+                count_failure(error.step)
+                logger.warning(
+                    "file failed",
+                    extra={"error": str(error), "step": error.step, "code": error.code},
+                    exc_info=not isinstance(caught, AttachError),  # a defect: its traceback is what to fix
+                )
+                self._store.update_file(job_id, index, status="failed", error=str(error), errorCode=error.code)
 
         record = self._store.get(job_id) or record
         failed = [f for f in record["files"] if f["status"] == "failed"]
@@ -90,36 +99,51 @@ class JobRunner:
 
     def fail(self, job_id: str, reason: str) -> None:
         """Give up on the job (its message is about to go to the dead-letter queue)."""
-        self._store.update(job_id, status="failed", error=reason)
+        self._finish(job_id, "failed", reason)
 
     def _finish(self, job_id: str, status: str, error: str | None = None) -> dict[str, Any]:
         fields: dict[str, Any] = {"status": status, "error": error}  # a resumed job that succeeds loses its old error
         self._store.update(job_id, **fields)
         logger.info("job finished", extra=fields)
+        if status == "failed":
+            metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         return self._store.get(job_id) or {}
 
     def _attach_file(self, job_id: str, index: int, object_id: str, wanted: JobFile, state: dict[str, Any]) -> None:
-        if state["status"] == "linking":
-            earlier = self._linked_before(object_id, wanted, state)
-            if earlier is not None:
-                logger.info("an interrupted attempt had already attached this file", extra={"attachmentId": earlier})
-                self._store.update_file(job_id, index, status="attached", attachmentId=earlier)
-                return
-        source = self._s3.head(wanted.bucket, wanted.key, pin=wanted.pin())
+        holder = f"{job_id}#{index}"
+        if state["status"] == "linking" and self._recovered(job_id, index, object_id, wanted, state, holder):
+            return
+        self._leases.check_free(object_id, holder)  # no upload in vain while another job links to the object
+        source = self._s3.head_accepted(wanted.bucket, wanted.key, wanted.pin())
         self._store.update_file(job_id, index, status="uploading")
+        lease: Lease | None = None
 
         def before_link(media_id: str) -> None:
-            # What the object holds before step 3: after an interruption, only a new attachment can be ours.
+            # From here until the link's outcome is known, nothing else links to this object (see link_lease).
+            nonlocal lease
+            lease = self._leases.acquire(object_id, holder)
             listed = self._attachments(object_id)
-            known = [a.id for a in listed] if listed is not None else None
-            self._store.update_file(job_id, index, status="linking", mediaId=media_id, idsBeforeLink=known)
+            marker = marker_before_link(listed, lease.generation).model_dump() if listed is not None else None
+            self._store.update_file(job_id, index, status="linking", mediaId=media_id, linkMarker=marker)
 
-        result = self._attacher.attach(
-            object_id, source, filename=wanted.filename, comment=wanted.comment, before_link=before_link
-        )
+        try:
+            result = self._attacher.attach(
+                object_id, source, filename=wanted.filename, comment=wanted.comment, before_link=before_link
+            )
+        except Exception as e:
+            if lease is not None:
+                # Refused (4xx), or failed before the call: nothing was made. A lost reply or a 5xx: unknown, and
+                # left unrecorded; the retry finds out under a newer generation.
+                made_nothing = isinstance(e, AttachError) and (
+                    e.step != "link" or (e.status is not None and e.status < 500)
+                )
+                self._leases.release(lease, {lease.generation: None} if made_nothing else {})
+            raise
         self._store.update_file(
             job_id, index, status="attached", attachmentId=result.attachment_id, mediaId=result.media_id
         )
+        if lease is not None:
+            self._leases.release(lease, {lease.generation: result.attachment_id})
         metrics.add_metric(name="FilesAttached", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesAttached", unit=MetricUnit.Bytes, value=result.size)
         logger.info("attached", extra={"attachmentId": result.attachment_id, "size": result.size})
@@ -134,12 +158,39 @@ class JobRunner:
                 return None
             raise
 
-    def _linked_before(self, object_id: str, wanted: JobFile, state: dict[str, Any]) -> str | None:
-        """The attachment an interrupted attempt made: one with this name that was not there before its link."""
-        known = state.get("idsBeforeLink")
-        current = self._attachments(object_id) if known is not None else None
-        if known is None or current is None:
-            logger.warning("cannot tell whether the interrupted attempt attached the file; linking again")
-            return None
-        new = [a for a in current if a.id not in set(known) and a.filename == wanted.filename]
-        return new[-1].id if new else None
+    def _recovered(
+        self, job_id: str, index: int, object_id: str, wanted: JobFile, state: dict[str, Any], holder: str
+    ) -> bool:
+        """After an interrupted link: True if its attachment is there and provably this file's (now recorded);
+        False if the list proves it absent (link again). Anything in between fails the file; nothing is guessed."""
+        lease = self._leases.acquire(object_id, holder)
+        listed = self._attachments(object_id)
+        marker = LinkMarker.model_validate(state["linkMarker"]) if state.get("linkMarker") else None
+        # After a crash the lease may still be the interrupted link's own generation, whose outcome is unknown.
+        this_generation_made_nothing = (
+            {} if marker and lease.generation == marker.generation else {lease.generation: None}
+        )
+        if marker is None or listed is None:
+            self._leases.release(lease, this_generation_made_nothing)
+            raise LinkOutcomeUnknownError(
+                "an interrupted link may have attached this file, and the object's attachments cannot be listed "
+                "to tell; check the object and attach the file again if it is missing",
+                step="link",
+            )
+        found = candidates(listed, marker, wanted.filename, wanted.size)
+        made_by_others = self._leases.linked_between(object_id, marker.generation, lease.generation) if found else set()
+        recovery = decide_recovery(found, made_by_others)
+        now_and_then = {lease.generation: None, marker.generation: recovery.attachment_id}
+        if recovery.action == "adopt":
+            logger.info("an interrupted link had attached this file", extra={"attachmentId": recovery.attachment_id})
+            self._store.update_file(job_id, index, status="attached", attachmentId=recovery.attachment_id)
+            self._leases.release(lease, now_and_then)
+            return True
+        if recovery.action == "relink":
+            logger.info("the interrupted link made no attachment; attaching again")
+            self._leases.release(lease, now_and_then)
+            return False
+        self._leases.release(lease, this_generation_made_nothing)
+        raise LinkAmbiguousError(
+            f"{recovery.reason}; check the object and remove any copy that is not this file", step="link"
+        )

@@ -21,6 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import AttachError
+from .filenames import repair_filename
+from .observability import logger
 from .s3_source import S3Object, pin_for, real_version
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
@@ -44,11 +46,16 @@ class JobFile(BaseModel):
 
     @classmethod
     def from_head(cls, head: S3Object, filename: str | None, comment: str) -> JobFile:
-        """The file as HeadObject described it when the job was accepted."""
+        """The file as HeadObject described it when the job was accepted. A name taken from the key or from
+        metadata has nobody to refuse it to, so its control characters and path separators are replaced."""
+        name = filename or head.name
+        if repair_filename(name) != name:
+            logger.warning("the file name had characters Assets cannot store; they were replaced with '_'")
+            name = repair_filename(name)
         return cls(
             bucket=head.bucket,
             key=head.key,
-            filename=filename or head.name,
+            filename=name,
             comment=comment,
             size=head.size,
             versionId=real_version(head.version_id),
@@ -93,7 +100,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-PUBLIC_FILE_FIELDS = ("bucket", "key", "filename", "size", "status", "attachmentId", "error")
+PUBLIC_FILE_FIELDS = ("bucket", "key", "filename", "size", "status", "attachmentId", "error", "errorCode")
 
 
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +114,7 @@ def public_view(record: dict[str, Any]) -> dict[str, Any]:
         "createdAt": record["createdAt"],
         "updatedAt": record["updatedAt"],
     }
-    for optional in ("objectKey", "issueKey", "error"):
+    for optional in ("objectKey", "issueKey", "error", "errorCode"):
         if record.get(optional):
             view[optional] = record[optional]
     return view
@@ -158,6 +165,28 @@ class JobStore:
                 return False
             raise
         return True
+
+    def record_failed_drop(self, job_id: str, bucket: str, key: str, reason: str) -> None:
+        """An S3 drop that could not become a job still leaves a failed job record saying why. Its file stays
+        ``pending``, so a message redriven from the dead-letter queue runs the job after all."""
+        stamp = now_iso()
+        record = {
+            "jobId": job_id,
+            "status": "failed",
+            "origin": "s3",
+            "error": reason,
+            "files": [{"bucket": bucket, "key": key, "filename": repair_filename(key.rsplit("/", 1)[-1] or key),
+                       "status": "pending"}],
+            "attempts": 0,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "expiresAt": int(time.time()) + JOB_RECORD_TTL_SECONDS,
+        }  # fmt: skip
+        try:
+            with _dynamodb("record the failed drop"):
+                self._table.put_item(Item=record, ConditionExpression=Attr("jobId").not_exists())
+        except ClientError:  # an earlier receive made the job: it fails with this reason
+            self.update(job_id, status="failed", error=reason)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with _dynamodb("read the job"):

@@ -21,6 +21,7 @@ from .http_session import new_session
 from .intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS, Intake, JobQueue
 from .job_runner import JobRunner
 from .jobs import JobMessage, JobStore
+from .link_lease import LinkLeases
 from .media_upload import MediaUploader
 from .s3_source import S3Source
 from .settings import Settings
@@ -63,6 +64,14 @@ class Runtime:
         return JobStore(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
 
     @cached_property
+    def leases(self) -> LinkLeases:
+        return LinkLeases(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
+
+    def workspace_id(self) -> str:
+        """The configured Assets workspace (the secret's, or discovered once from its siteUrl)."""
+        return self.assets.workspace_id(self.secrets.get())
+
+    @cached_property
     def sqs_client(self) -> Any:
         return boto3.client("sqs")
 
@@ -85,7 +94,7 @@ class Runtime:
 
     @cached_property
     def job_runner(self) -> JobRunner:
-        return JobRunner(self.attacher, self.assets, self.s3, self.jobs)
+        return JobRunner(self.attacher, self.assets, self.s3, self.jobs, self.leases)
 
     @cached_property
     def run_job_once(self) -> Callable[..., dict[str, Any]]:

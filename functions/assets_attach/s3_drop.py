@@ -9,7 +9,7 @@ key and version (or sequencer, or ETag), so a duplicate delivery finds its job d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -83,17 +83,19 @@ def drops(body: dict[str, Any]) -> Iterator[Drop]:
         )
 
 
-def _target(drop: Drop, head: S3Object, prefix: str) -> tuple[str | None, str | None] | None:
+def _target(
+    drop: Drop, head: S3Object, prefix: str, workspace_id: Callable[[], str]
+) -> tuple[str | None, str | None] | None:
     """(objectId, objectKey) from the metadata or the key; None when the object names no Assets object."""
     if head.metadata.get(META_OBJECT_ID):
-        return normalize_object_id(head.metadata[META_OBJECT_ID], META_OBJECT_ID), None
+        return normalize_object_id(head.metadata[META_OBJECT_ID], workspace_id, META_OBJECT_ID), None
     if head.metadata.get(META_OBJECT_KEY):
         return None, normalize_object_key(head.metadata[META_OBJECT_KEY], META_OBJECT_KEY)
     parts = drop.key[len(prefix) :].split("/")
     if len(parts) < 2:
         return None
     try:
-        return normalize_object_id(parts[0]), None
+        return normalize_object_id(parts[0], workspace_id), None
     except BadRequestError:
         pass
     try:
@@ -102,7 +104,7 @@ def _target(drop: Drop, head: S3Object, prefix: str) -> tuple[str | None, str | 
         return None
 
 
-def decide(drop: Drop, s3: S3Source, settings: Settings) -> Decision:
+def decide(drop: Drop, s3: S3Source, settings: Settings, workspace_id: Callable[[], str]) -> Decision:
     """Read the object's metadata and turn the drop into a job, or say why it is skipped."""
     prefix = settings.s3_key_prefix
     if settings.uploads_bucket and drop.bucket != settings.uploads_bucket:
@@ -114,7 +116,7 @@ def decide(drop: Drop, s3: S3Source, settings: Settings) -> Decision:
     except (SourceNotFoundError, SourceChangedError) as e:
         return Decision(drop, skipped=f"the object is gone or was replaced: {e}")
     try:
-        target = _target(drop, head, prefix)
+        target = _target(drop, head, prefix, workspace_id)
     except BadRequestError as e:
         return Decision(drop, skipped=f"metadata {e.field}: {e.message}")
     if target is None:

@@ -1,7 +1,9 @@
 """S3 objects as attachment sources: ``HeadObject`` for what they are, a streamed ``GetObject`` for their bytes.
 
 A job pins the object it accepted: by ``VersionId`` where the bucket is versioned, else by ``ETag``
-(``If-Match``). Content that changed or vanished since then is a ``SourceChangedError``, never a retry.
+(``If-Match``). Content that changed since then is a ``SourceChangedError``, content deleted since then a
+``SourceDeletedError``; neither is ever retried. In a versioned bucket the pinned version outlives a delete,
+so ``head_accepted`` also asks whether a delete marker has become the current version.
 """
 
 from __future__ import annotations
@@ -12,13 +14,22 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import AttachError, BadRequestError, SourceAccessError, SourceChangedError, SourceNotFoundError
+from .errors import (
+    AttachError,
+    BadRequestError,
+    SourceAccessError,
+    SourceChangedError,
+    SourceDeletedError,
+    SourceNotFoundError,
+)
 from .integrity import md5_from_etag
 
 CHUNK_SIZE = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
 _DENIED = {"403", "AccessDenied", "AllAccessDisabled"}
 _CHANGED = {"412", "PreconditionFailed"}
+# A request S3 refuses as malformed (an over-long key, a bad argument) fails the same way every time.
+_MALFORMED = {"400", "InvalidArgument", "InvalidRequest", "KeyTooLongError", "InvalidURI", "InvalidBucketName"}
 
 
 def real_version(version_id: str | None) -> str | None:
@@ -74,7 +85,7 @@ class S3Object:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.pin())["Body"]
         except ClientError as e:
-            raise _translate(e, self.uri, "s3-read", changed=True) from e
+            raise _translate(e, self.uri, "s3-read", pinned=True) from e
         except BotoCoreError as e:
             raise AttachError(f"cannot read {self.uri} ({type(e).__name__})", step="s3-read", retryable=True) from e
         yield from self._read(body)
@@ -88,14 +99,18 @@ class S3Object:
             body.close()
 
 
-def _translate(error: ClientError, uri: str, step: str, *, changed: bool) -> AttachError:
+def _translate(error: ClientError, uri: str, step: str, *, pinned: bool) -> AttachError:
     code = _error_code(error)
-    if code in _CHANGED or (changed and code in _MISSING):
-        return SourceChangedError(f"{uri} changed or vanished since the request was accepted", step=step)
+    if pinned and code in _MISSING:
+        return SourceDeletedError(f"{uri} was deleted after the request was accepted", step=step)
+    if code in _CHANGED:
+        return SourceChangedError(f"{uri} changed after the request was accepted", step=step)
     if code in _MISSING:
         return SourceNotFoundError(f"{uri} does not exist", step=step, status=404, field="key")
     if code in _DENIED:
         return SourceAccessError(f"no permission to read {uri}", step=step, status=403, field="bucket")
+    if code in _MALFORMED:
+        return BadRequestError(f"S3 refused the request for {uri[:200]} ({code})", step=step, field="key")
     return AttachError(f"S3 answered {code or 'an error'} for {uri}", step=step, retryable=True)
 
 
@@ -105,13 +120,7 @@ class S3Source:
 
     def head(self, bucket: str, key: str, *, pin: dict[str, str] | None = None) -> S3Object:
         """Describe the object; with ``pin`` (from ``S3Object.pin()``), fail if it is no longer that content."""
-        uri = f"s3://{bucket}/{key}"
-        try:
-            reply = self._client.head_object(Bucket=bucket, Key=key, **(pin or {}))
-        except ClientError as e:
-            raise _translate(e, uri, "s3-head", changed=bool(pin)) from e
-        except BotoCoreError as e:
-            raise AttachError(f"cannot reach S3 for {uri} ({type(e).__name__})", step="s3-head", retryable=True) from e
+        reply = self._head(bucket, key, pin or {})
         return S3Object(
             bucket=bucket,
             key=key,
@@ -123,6 +132,30 @@ class S3Source:
             server_side_encryption=reply.get("ServerSideEncryption"),
             client=self._client,
         )
+
+    def head_accepted(self, bucket: str, key: str, pin: dict[str, str]) -> S3Object:
+        """The content a job accepted, unless it was deleted since. A version pin still reads a deleted object,
+        so the key's current version is checked too: a delete marker there means deleted, while a newer
+        version only supersedes the accepted one, which is still what the job attaches."""
+        accepted = self.head(bucket, key, pin=pin)
+        if "VersionId" in pin:
+            try:
+                self._head(bucket, key, {})
+            except SourceNotFoundError as e:
+                raise SourceDeletedError(
+                    f"{accepted.uri} was deleted after the request was accepted", step="s3-head"
+                ) from e
+        return accepted
+
+    def _head(self, bucket: str, key: str, pin: dict[str, str]) -> dict[str, Any]:
+        uri = f"s3://{bucket}/{key}"
+        try:
+            reply: dict[str, Any] = self._client.head_object(Bucket=bucket, Key=key, **pin)
+        except ClientError as e:
+            raise _translate(e, uri, "s3-head", pinned=bool(pin)) from e
+        except BotoCoreError as e:
+            raise AttachError(f"cannot reach S3 for {uri} ({type(e).__name__})", step="s3-head", retryable=True) from e
+        return reply
 
 
 def parse_s3_uri(uri: str, field: str = "s3Uri") -> tuple[str, str]:

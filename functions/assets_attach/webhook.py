@@ -86,9 +86,18 @@ def json_body() -> Any:
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaTypeError("send the body as JSON with Content-Type: application/json", field="body")
     try:
-        return json.loads(app.current_event.decoded_body or "")
+        data = json.loads(app.current_event.decoded_body or "")
     except ValueError as e:
         raise BadRequestError(f"the body is not valid JSON ({e})", field="body") from None
+    except RecursionError:
+        raise BadRequestError("the body is nested too deeply", field="body") from None
+    try:  # JSON may escape lone surrogates ("\\ud800"), which no later step could encode
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequestError(
+            "the body holds text that is not valid Unicode (a lone surrogate)", field="body"
+        ) from None
+    return data
 
 
 def status_url(job_id: str) -> str:
@@ -103,7 +112,7 @@ def status_url(job_id: str) -> str:
 @tracer.capture_method(capture_response=False, capture_error=False)
 def create_job() -> Response[str]:
     authorize()
-    request = parse_attach_request(json_body())
+    request = parse_attach_request(json_body(), get_runtime().workspace_id)
     logger.append_keys(objectId=request.object_id or request.object_key, issueKey=request.issue_key)
     try:
         job = get_runtime().intake.accept(request)

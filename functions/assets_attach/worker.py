@@ -10,6 +10,7 @@ files already attached are skipped), so a long job never uses up its receives.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from . import retry_policy, s3_drop
 from .errors import AttachError
 from .job_runner import DeadlineError, count_failure
 from .jobs import JobMessage
+from .link_lease import LinkBusyError
 from .observability import logger, metrics, tracer
 from .runtime import Runtime, get_runtime
 
@@ -53,36 +55,49 @@ def hand_back(record: SQSRecord, runtime: Runtime, wait: float) -> None:
     raise ReturnToQueueError(f"retry in {wait:.0f} s")
 
 
-def continue_in_new_message(message: JobMessage, runtime: Runtime) -> None:
-    """Out of time: queue the rest of the job as a fresh message (fresh receive count)."""
+def continue_in_new_message(message: JobMessage, runtime: Runtime, reason: AttachError) -> None:
+    """Out of time, or the object's link lease is taken: queue the rest of the job as a fresh message (fresh
+    receive count), visible after the wait the reason asks for (SQS delays up to 15 minutes)."""
     if message.resumes >= retry_policy.MAX_RESUMES:
-        runtime.job_runner.fail(message.jobId, f"not finished after {message.resumes} invocations")
+        runtime.job_runner.fail(message.jobId, f"not finished after {message.resumes} invocations: {reason}")
         return
     follow_up = message.model_copy(update={"resumes": message.resumes + 1})
+    delay = min(math.ceil(reason.retry_after or 0), retry_policy.MAX_DELAY_SECONDS)
     try:
         runtime.sqs_client.send_message(
             QueueUrl=runtime.settings.require("jobs_queue_url"),
             MessageBody=follow_up.model_dump_json(exclude_none=True),
+            DelaySeconds=delay,
         )
     except (ClientError, BotoCoreError) as e:
         raise AttachError("could not queue the rest of the job", step="queue", retryable=True) from e
-    logger.info("out of time in this invocation; the job continues in a new message")
+    logger.info("the job continues in a new message", extra={"reason": str(reason), "delaySeconds": delay})
+
+
+def receives(record: SQSRecord, runtime: Runtime) -> tuple[int, bool]:
+    """How often this message was received, and whether this is its last receive before the DLQ."""
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    return receive_count, receive_count >= runtime.settings.max_receive_count
 
 
 @tracer.capture_method(capture_response=False)
 def run_job(message: JobMessage, record: SQSRecord, context: LambdaContext, runtime: Runtime) -> None:
-    receive_count = int(record.attributes.approximate_receive_count or 1)
-    last_receive = receive_count >= runtime.settings.max_receive_count
+    receive_count, last_receive = receives(record, runtime)
     with logger.append_context_keys(jobId=message.jobId, objectId=message.spec.objectId, receiveCount=receive_count):
         try:
             run_with_retries(message, record, context, runtime, receive_count, last_receive)
         except ReturnToQueueError:
             raise
-        except AttachError as e:  # permanent, outside any one file (a file's own failure is recorded by the runner)
-            runtime.job_runner.fail(message.jobId, str(e))
-        except Exception as e:
+        except Exception as caught:
+            # Permanent, outside any one file (a file's own failure is recorded by the runner).
+            error = retry_policy.permanent_error(caught)
+            if error is not None:
+                logger.error("job failed", extra={"error": str(error)}, exc_info=not isinstance(caught, AttachError))
+                runtime.job_runner.fail(message.jobId, str(error))
+                return
             if last_receive:
-                runtime.job_runner.fail(message.jobId, f"gave up after {receive_count} attempts: {type(e).__name__}")
+                reason = f"gave up after {receive_count} attempts: {type(caught).__name__}"
+                runtime.job_runner.fail(message.jobId, reason)
             raise
 
 
@@ -98,8 +113,8 @@ def run_with_retries(
         try:
             runtime.run_job_once(job=message, time_left=lambda: _time_left(context))
             return
-        except DeadlineError:
-            continue_in_new_message(message, runtime)
+        except (DeadlineError, LinkBusyError) as e:  # not now, and no fault: later, without using up a receive
+            continue_in_new_message(message, runtime, e)
             return
         except IdempotencyAlreadyInProgressError:
             logger.info("another invocation is running this job; trying later")
@@ -125,6 +140,27 @@ def run_with_retries(
             hand_back(record, runtime, wait)
 
 
+def decide_drop(drop: s3_drop.Drop, record: SQSRecord, runtime: Runtime) -> JobMessage | None:
+    """The drop's job, or None when it is skipped (logged) or failed for good (a failed job record says why)."""
+    try:
+        decision = s3_drop.decide(drop, runtime.s3, runtime.settings, runtime.workspace_id)
+    except Exception as caught:
+        error = retry_policy.permanent_error(caught)
+        receive_count, last_receive = receives(record, runtime)
+        if error is None and not last_receive:
+            raise
+        cause = str(caught) if isinstance(caught, AttachError) else type(caught).__name__
+        reason = str(error) if error else f"gave up after {receive_count} attempts: {cause}"
+        logger.error("the S3 object cannot become a job", extra={"error": reason})
+        runtime.jobs.record_failed_drop(drop.job_id, drop.bucket, drop.key, reason)
+        if error is None:
+            raise  # its last receive: the message goes on to the dead-letter queue, from where it can be redriven
+        return None
+    if decision.job is None:
+        logger.warning("skipping an S3 object", extra={"reason": decision.skipped})
+    return decision.job
+
+
 def handle_record(record: SQSRecord, context: LambdaContext, runtime: Runtime) -> None:
     try:
         body = json.loads(record.body)
@@ -135,12 +171,10 @@ def handle_record(record: SQSRecord, context: LambdaContext, runtime: Runtime) -
         logger.info("ignoring S3's test event")
     elif s3_drop.is_s3_event(body):
         for drop in s3_drop.drops(body):
-            with logger.append_context_keys(bucket=drop.bucket, key=drop.key):
-                decision = s3_drop.decide(drop, runtime.s3, runtime.settings)
-                if decision.job is None:
-                    logger.warning("skipping an S3 object", extra={"reason": decision.skipped})
-                    continue
-                run_job(decision.job, record, context, runtime)
+            with logger.append_context_keys(bucket=drop.bucket, key=drop.key, jobId=drop.job_id):
+                decision = decide_drop(drop, record, runtime)
+                if decision is not None:
+                    run_job(decision, record, context, runtime)
     elif isinstance(body, dict) and "jobId" in body:
         try:
             message = JobMessage.model_validate(body)

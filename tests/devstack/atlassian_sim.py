@@ -582,7 +582,7 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.sim
         return 200, {
             "clientId": sim.client_id,
-            "mediaBaseUrl": sim.media_base_url,
+            "mediaBaseUrl": sim.media_base_url_override or sim.media_base_url,
             "mediaJwtToken": sim._issue_jwt(object_id),
         }
 
@@ -590,7 +590,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._require_basic()
         self._require_workspace(workspace)
         self._require_object(object_id)
-        return 200, [self.sim._bean(a) for a in self.sim.attachments(object_id)]
+        beans = [self.sim._bean(a) for a in self.sim.attachments(object_id)]
+        page_size = self.sim.list_page_size
+        if page_size is None:
+            return 200, beans
+        start = int(query.get("startAt", "0"))
+        size = min(page_size, int(query.get("maxResults", str(page_size))))
+        page = beans[start : start + size]
+        return 200, {"startAt": start, "maxResults": size, "isLast": start + len(page) >= len(beans), "values": page}
 
     def _workspace(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         self._require_basic()
@@ -868,6 +875,12 @@ class AtlassianSimulator:
         self.jwt_ttl_seconds = jwt_ttl_seconds
         self.upload_path = upload_path
         self.client_id = str(uuid.uuid4())
+        # When set, step 1 (credentials) answers with this mediaBaseUrl instead of the simulator's own
+        # (tests of a hostile or misconfigured media host); None restores the default.
+        self.media_base_url_override: str | None = None
+        # When set, the attachment list answers in pages of at most this many ({"values", "isLast", ...}, following
+        # startAt/maxResults) instead of one array.
+        self.list_page_size: int | None = None
         self._jwt_key = secrets.token_bytes(32)
         self._lock = threading.RLock()
         self._objects: dict[str, _SimObject] = {}

@@ -103,9 +103,10 @@ class _ApiHandler(BaseHTTPRequestHandler):
         host = f"{self.server.server_address[0]!s}:{self.server.server_address[1]}"
         event = api_event(self.command, self.path.split("?", 1)[0], dict(self.headers.items()), body, host)
         try:
-            reply = webhook.lambda_handler(
-                event, LambdaContext(function_name="assets-attach-webhook", timeout_seconds=29)
-            )
+            with self.server.environment:  # one request at a time, as in one Lambda execution environment
+                reply = webhook.lambda_handler(
+                    event, LambdaContext(function_name="assets-attach-webhook", timeout_seconds=29)
+                )
         except Exception:  # noqa: BLE001 - what API Gateway answers when the function fails
             reply = {"statusCode": 502, "headers": {}, "body": '{"message": "Internal server error"}'}
         payload = (reply.get("body") or "").encode()
@@ -120,7 +121,11 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
 
 class _ApiServer(ThreadingHTTPServer):
+    """Connections are served on threads, but the handler runs one request at a time: Powertools' resolver and
+    idempotency keep per-request state in module globals, exactly as one Lambda execution environment does."""
+
     daemon_threads = True
+    environment = threading.Lock()
 
 
 class LocalApi:

@@ -81,6 +81,9 @@ class LocalStack:
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.moto_url, **_boto_credentials())
 
+    def resource(self, service: str) -> Any:
+        return boto3.resource(service, endpoint_url=self.moto_url, **_boto_credentials())
+
     def env(self) -> dict[str, str]:
         """Every setting the engine, the CLI and the handlers read, pointed at this stack."""
         return {

@@ -21,25 +21,13 @@ from devstack.atlassian_sim import AtlassianSimulator, Fault
 from devstack.lambda_local import LambdaContext, LocalWorker
 from devstack.log_capture import CapturedLogs
 from devstack.stack import LocalStack
+from devstack.webhook_client import job_status, post
 
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Back-off waits of seconds, as in production, would only slow the suite; their sizes are unit-tested."""
     monkeypatch.setattr(retry_policy, "BACKOFF_BASE_SECONDS", 0.05)
-
-
-def post(api: str, stack: LocalStack, body: Any, *, token: str | None = None, raw: str | None = None,
-         content_type: str = "application/json") -> requests.Response:  # fmt: skip
-    headers = {"Content-Type": content_type, "Authorization": f"Bearer {token or stack.webhook_token}"}
-    data = raw if raw is not None else json.dumps(body)
-    return requests.post(f"{api}/attachments", data=data.encode(), headers=headers, timeout=30)
-
-
-def job_status(stack: LocalStack, status_url: str) -> dict[str, Any]:
-    reply = requests.get(status_url, headers={"Authorization": f"Bearer {stack.webhook_token}"}, timeout=30)
-    assert reply.status_code == 200, reply.text
-    return reply.json()
 
 
 def test_accepted_request_ends_as_exactly_one_attachment(
@@ -198,19 +186,28 @@ def test_worker_crash_after_the_link_leaves_one_attachment(
     assert job["status"] == "succeeded", job
     [attachment] = stack.sim.attachments("1234")
     assert job["files"][0]["attachmentId"] == str(attachment.id)
-    assert "already attached" in logs.text
+    assert "an interrupted link had attached this file" in logs.text
 
 
-def test_when_the_attachment_list_is_unavailable_the_check_degrades_with_a_warning(
+def test_without_the_attachment_list_a_link_still_works_but_a_lost_link_reply_is_never_guessed(
     stack: LocalStack, api: str, worker: LocalWorker, logs: CapturedLogs
 ) -> None:
     stack.put("attachments/a.txt", b"a")
-    stack.sim.inject("link", Fault(status=502, after_success=True))
-    stack.sim.inject("list", Fault(status=404))
-    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    stack.put("attachments/b.txt", b"b")
+    stack.sim.inject("list", Fault(status=404, times=10))
+    plain = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
     worker.drain()
-    assert job_status(stack, reply["statusUrl"])["status"] == "succeeded"
-    assert "cannot tell whether the interrupted attempt attached the file" in logs.text
+    assert job_status(stack, plain["statusUrl"])["status"] == "succeeded"
+
+    stack.sim.inject("link", Fault(status=502, after_success=True))  # linked, but the answer says otherwise
+    lost = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/b.txt"}).json()
+    worker.drain()
+
+    job = job_status(stack, lost["statusUrl"])
+    assert job["status"] == "failed"
+    assert job["files"][0]["errorCode"] == "link_outcome_unknown"
+    assert "cannot be listed" in job["files"][0]["error"]
+    assert [a.filename for a in stack.sim.attachments("1234")] == ["a.txt", "b.txt"]  # never a second b.txt
 
 
 def test_an_older_attachment_with_the_same_name_is_not_taken_for_the_interrupted_one(
@@ -362,9 +359,31 @@ def test_content_that_vanished_after_acceptance_fails_the_job_without_retry(
 
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "failed"
-    assert "changed or vanished" in job["files"][0]["error"]
+    assert job["files"][0]["errorCode"] == "source_deleted"
+    assert "was deleted after the request was accepted" in job["files"][0]["error"]
     assert worker.invocations == 1 and stack.queue_depth(stack.dlq_url) == 0
     assert stack.sim.attachments("1234") == []
+
+
+def test_a_source_deleted_after_acceptance_is_not_attached_but_a_superseded_one_is(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    stack.put("attachments/gone.txt", b"deleted after the 202")
+    stack.put("attachments/kept.txt", b"accepted version")
+    gone = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/gone.txt"}).json()
+    kept = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/kept.txt"}).json()
+    stack.client("s3").delete_object(Bucket=stack.bucket, Key="attachments/gone.txt")  # a delete marker
+    stack.put("attachments/kept.txt", b"a newer version, uploaded after the 202")
+
+    worker.drain()
+
+    deleted = job_status(stack, gone["statusUrl"])
+    assert deleted["status"] == "failed" and deleted["files"][0]["errorCode"] == "source_deleted"
+    assert job_status(stack, kept["statusUrl"])["status"] == "succeeded"
+    [attachment] = stack.sim.attachments("1234")
+    assert attachment.filename == "kept.txt"
+    assert attachment.sha256 == hashlib.sha256(b"accepted version").hexdigest()
+    assert stack.queue_depth(stack.dlq_url) == 0
 
 
 def test_when_the_queue_or_the_stores_fail_the_webhook_says_so_and_nothing_is_accepted(

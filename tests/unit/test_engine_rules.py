@@ -30,16 +30,33 @@ from assets_attach.settings import Settings
 from assets_attach.url_policy import check_media_base_url
 
 
+def _workspace() -> str:
+    return "ws-9f"
+
+
 @pytest.mark.parametrize(("given", "expected"), [(1234, "1234"), ("1234", "1234"), (" 77 ", "77"), ("ws-9f:88", "88")])
 def test_object_ids(given: object, expected: str) -> None:
-    assert normalize_object_id(given) == expected
+    assert normalize_object_id(given, _workspace) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "0", "-1", "12.5", True, None, 1.5, "ws:", "1234 5"])
+@pytest.mark.parametrize("bad", ["", "abc", "0", "-1", "12.5", True, None, 1.5, "ws:", "1234 5", "other-ws:88"])
 def test_bad_object_ids_name_the_field(bad: object) -> None:
     with pytest.raises(BadRequestError) as caught:
-        normalize_object_id(bad)
+        normalize_object_id(bad, _workspace)
     assert caught.value.field == "objectId"
+
+
+def test_another_workspaces_prefix_is_refused_and_the_workspace_asked_only_for_a_prefix() -> None:
+    asked: list[int] = []
+
+    def workspace() -> str:
+        asked.append(1)
+        return "ws-9f"
+
+    assert normalize_object_id("88", workspace) == "88" and not asked
+    with pytest.raises(BadRequestError) as caught:
+        normalize_object_id("ws-other:88", workspace)
+    assert "another Assets workspace" in caught.value.message and asked
 
 
 def test_object_keys() -> None:
@@ -79,6 +96,12 @@ def test_media_hosts_refused(url: str) -> None:
     ("declared", "name", "expected"),
     [
         ("application/pdf", "x", "application/pdf"),
+        ("text/plain; charset=utf-8", "x", "text/plain; charset=utf-8"),
+        ('text/plain; name="a b"', "x", 'text/plain; name="a b"'),
+        ("application/pdfä", "x.pdf", "application/pdf"),  # cannot go on the wire: from the name instead
+        ("tëxt/plain", "x.txt", "text/plain"),
+        ("text/plain\r\nX-Evil: 1", "x.csv", "text/csv"),
+        ("not a type", "x.unknownext", "application/octet-stream"),
         ("binary/octet-stream", "x.pdf", "application/pdf"),
         ("", "x.png", "image/png"),
         (None, "x.unknownext", "application/octet-stream"),

@@ -11,14 +11,18 @@ from assets_attach.attach_request import parse_attach_request
 from assets_attach.errors import AttachError, BadRequestError, ConfigError
 from assets_attach.job_runner import seconds_needed
 from assets_attach.jobs import public_view
-from assets_attach.s3_source import pin_for
+from assets_attach.s3_source import _translate, pin_for
 from assets_attach.settings import Settings
 from assets_attach.url_policy import require_secure_url
 
 
+def _workspace() -> str:
+    return "ws-1"
+
+
 def test_a_single_file_request() -> None:
     request = parse_attach_request(
-        {"objectId": "ws-1:77", "s3Uri": "s3://bkt/a/b c.pdf", "filename": "B.pdf", "issueKey": "IT-1"}
+        {"objectId": "ws-1:77", "s3Uri": "s3://bkt/a/b c.pdf", "filename": "B.pdf", "issueKey": "IT-1"}, _workspace
     )
     assert (request.object_id, request.object_key, request.issue_key) == ("77", None, "IT-1")
     [wanted] = request.files
@@ -33,7 +37,7 @@ def test_a_single_file_request() -> None:
 
 def test_a_multi_file_request_names_fields_by_index() -> None:
     request = parse_attach_request(
-        {"objectKey": "HW-42", "files": [{"bucket": "bkt", "key": "x"}, {"s3Uri": "s3://b2/y"}]}
+        {"objectKey": "HW-42", "files": [{"bucket": "bkt", "key": "x"}, {"s3Uri": "s3://b2/y"}]}, _workspace
     )
     assert [(f.bucket, f.key, f.field_prefix) for f in request.files] == [
         ("bkt", "x", "files[0]."),
@@ -52,11 +56,21 @@ def test_a_multi_file_request_names_fields_by_index() -> None:
         ({"objectId": 1, "s3Uri": "s3://b/k", "comment": "x" * 2001}, "comment"),
         ({"objectId": 1, "s3Uri": 5}, "s3Uri"),
         ("not an object", "body"),
+        ({"objectId": "ws-2:77", "s3Uri": "s3://b/k"}, "objectId"),  # another workspace's object
+        ({"objectId": 1, "s3Uri": "s3://b/k", "filename": "a\r\nb.pdf"}, "filename"),
+        ({"objectId": 1, "s3Uri": "s3://b/k", "filename": "a\x00b.pdf"}, "filename"),
+        ({"objectId": 1, "s3Uri": "s3://b/k", "filename": "a\x85b.pdf"}, "filename"),
+        ({"objectId": 1, "s3Uri": "s3://b/k", "filename": "../etc/passwd"}, "filename"),
+        ({"objectId": 1, "s3Uri": "s3://b/k", "filename": "C:\\x.pdf"}, "filename"),
+        ({"objectId": 1, "files": [{"s3Uri": "s3://b/k", "filename": "x/y"}]}, "files[0].filename"),
+        ({"objectId": 1, "bucket": "bkt", "key": "k" * 1025}, "key"),
+        ({"objectId": 1, "bucket": "bkt", "key": "ü" * 513}, "key"),  # 1,026 UTF-8 bytes in 513 characters
+        ({"objectId": 1, "s3Uri": "s3://bkt/" + "k" * 1025}, "s3Uri"),
     ],
 )
 def test_bad_requests_name_the_field(body: object, field: str) -> None:
     with pytest.raises(BadRequestError) as caught:
-        parse_attach_request(body)
+        parse_attach_request(body, _workspace)
     assert caught.value.field == field
 
 
@@ -88,7 +102,7 @@ def test_public_view_shows_the_contract_fields_only() -> None:
         "expiresAt": 123,
         "files": [
             {"bucket": "b", "key": "k", "filename": "f", "size": 3, "status": "failed", "error": "gone",
-             "versionId": "v", "etag": "e", "mediaId": "m", "idsBeforeLink": ["1"]}
+             "versionId": "v", "etag": "e", "mediaId": "m", "linkMarker": {"afterId": 3, "generation": 1}}
         ],
     }  # fmt: skip
     assert public_view(record) == {
@@ -142,3 +156,39 @@ def test_secret_read_errors_are_permanent_or_passing() -> None:
     throttled = _read_error("s", _client_error("ThrottlingException"))
     assert type(throttled) is AttachError and throttled.retryable
     assert _read_error("s", ConnectionError()).retryable
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent_code"),
+    [
+        (AttachError("passing", retryable=True), None),
+        (BadRequestError("bad"), "bad_request"),
+        (UnicodeEncodeError("ascii", "ä", 0, 1, "no"), "internal_error"),
+        (KeyError("x"), "internal_error"),
+        (TypeError("x"), "internal_error"),
+        (ConnectionError("reset"), None),  # weather, not a defect
+        (TimeoutError(), None),
+    ],
+)
+def test_which_errors_fail_at_once(error: Exception, permanent_code: str | None) -> None:
+    permanent = retry_policy.permanent_error(error)
+    assert (permanent.code if permanent else None) == permanent_code
+    if permanent is not None and not isinstance(error, AttachError):
+        assert type(error).__name__ in permanent.message and "ä" not in permanent.message  # the type, not the data
+
+
+@pytest.mark.parametrize("code", ["400", "InvalidArgument", "KeyTooLongError"])
+def test_an_s3_400_is_never_retried(code: str) -> None:
+    error = _translate(ClientError({"Error": {"Code": code}}, "HeadObject"), "s3://b/k", "s3-head", pinned=False)
+    assert isinstance(error, BadRequestError) and not error.retryable and error.field == "key"
+
+
+def test_s3_errors_under_a_pin_say_deleted_or_changed() -> None:
+    def translate(code: str, pinned: bool) -> AttachError:
+        return _translate(ClientError({"Error": {"Code": code}}, "GetObject"), "s3://b/k", "s3-read", pinned=pinned)
+
+    assert translate("NoSuchVersion", True).code == "source_deleted"
+    assert translate("404", True).code == "source_deleted"
+    assert translate("PreconditionFailed", True).code == "source_changed"
+    assert translate("NoSuchKey", False).code == "source_not_found"
+    assert translate("SlowDown", True).retryable

@@ -285,3 +285,103 @@ def test_outputs(template: dict[str, Any]) -> None:
     } <= set(outputs)
     assert outputs["WebhookUrl"]["Value"]["Fn::Sub"].endswith("/Prod/attachments")
     assert outputs["JobStatusUrlPattern"]["Value"]["Fn::Sub"].endswith("/Prod/attachments/jobs/{jobId}")
+
+
+# ---------------------------------------------------------------- alarms
+
+
+def alarm_on(template: dict[str, Any], namespace: str, metric: str) -> dict[str, Any]:
+    (alarm,) = [
+        r["Properties"]
+        for r in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if (r["Properties"]["Namespace"], r["Properties"]["MetricName"]) == (namespace, metric)
+    ]
+    return alarm
+
+
+def fires_on_any_in_five_minutes(alarm: dict[str, Any]) -> None:
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == 300
+    assert alarm["EvaluationPeriods"] == 1
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_api_5xx_answers_raise_an_alarm(template: dict[str, Any]) -> None:
+    """The webhook function turns its exceptions into HTTP answers, so only the stage's 5XXError metric sees them."""
+    alarm = alarm_on(template, "AWS/ApiGateway", "5XXError")
+    api = template["Resources"]["Api"]["Properties"]
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dimensions == {"ApiName": api["Name"], "Stage": {"Ref": "Api.Stage"}}
+    assert api["Name"] == {"Ref": "AWS::StackName"}  # SAM's default, which the dimension must match
+    fires_on_any_in_five_minutes(alarm)
+
+
+def test_failed_jobs_raise_an_alarm(template: dict[str, Any]) -> None:
+    """JobsFailed is a Powertools metric: the functions' namespace and the default dimension service=<service>."""
+    alarm = alarm_on(template, "AssetsAttach", "JobsFailed")
+    (variables,) = {
+        (v["POWERTOOLS_METRICS_NAMESPACE"], v["POWERTOOLS_SERVICE_NAME"])
+        for v in (p["Environment"]["Variables"] for p in function_properties(template).values())
+    }
+    assert variables == ("AssetsAttach", "assets-attach")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "assets-attach"}]
+    fires_on_any_in_five_minutes(alarm)
+
+
+def test_function_errors_alarms_remain(template: dict[str, Any]) -> None:
+    """Crashes and timeouts: for the webhook they also show as 502/504, for the worker nowhere else."""
+    alarms = [r["Properties"] for r in resources_of(template, "AWS::CloudWatch::Alarm").values()]
+    watched = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == "Errors"}
+    assert watched == {"WebhookFunction", "WorkerFunction"}
+
+
+# ---------------------------------------------------------------- transport and source restrictions
+
+
+def test_dead_letter_queue_is_tls_only(template: dict[str, Any]) -> None:
+    policies = resources_of(template, "AWS::SQS::QueuePolicy").values()
+    (policy,) = [p["Properties"] for p in policies if p["Properties"]["Queues"] == [{"Ref": "DeadLetterQueue"}]]
+    (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Principal"] == "*"
+    assert deny["Action"] == "sqs:*"
+    assert deny["Resource"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_allowed_source_cidrs_restrict_post_attachments_when_set(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["AllowedSourceCidrs"]
+    assert parameter["Type"] == "CommaDelimitedList"
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], "")  # the default passes its own pattern
+    assert all(re.fullmatch(parameter["AllowedPattern"], c) for c in ("104.192.136.0/21", "2401:1d80:3000::/36"))
+    assert not re.fullmatch(parameter["AllowedPattern"], "10.0.0.1 /32")
+
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert sum(g["Parameters"].count("AllowedSourceCidrs") for g in groups) == 1
+
+    assert template["Conditions"]["HasAllowedSourceCidrs"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "AllowedSourceCidrs"}]}, ""]}]
+    }
+    api = template["Resources"]["Api"]["Properties"]
+    allow, conditional = api["Policy"]["Statement"]
+    # Everything is allowed unless the condition adds the Deny; an empty parameter leaves no Deny at all.
+    assert allow == {
+        "Sid": "AllowInvoke",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "execute-api:Invoke",
+        "Resource": "execute-api:/*",
+    }
+    condition, deny, otherwise = conditional["Fn::If"]
+    assert condition == "HasAllowedSourceCidrs"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert deny["Effect"] == "Deny"
+    assert deny["Principal"] == "*"
+    assert deny["Action"] == "execute-api:Invoke"
+    assert deny["Resource"] == "execute-api:/*/POST/attachments"
+    assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": {"Ref": "AllowedSourceCidrs"}}}
+    # A changed policy reaches the stage only with a new deployment.
+    assert api["AlwaysDeploy"] is True
