@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .assets_client import AssetsClient
+from .atlassian.assets_client import AssetsClient
+from .atlassian.media_upload import MediaUploader, UploadedMedia
 from .content_types import resolve_content_type
 from .errors import AtlassianAuthError, FileTooLargeError, MediaTokenExpiredError
 from .integrity import StreamCheck
-from .media_upload import MediaUploader, UploadedMedia
 
 
 class FileSource(Protocol):

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from .aws.s3_source import parse_s3_uri
 from .errors import BadRequestError
 from .filenames import check_filename
 from .object_ids import normalize_object_id, normalize_object_key
-from .s3_source import parse_s3_uri
 
 MAX_FILES = 20
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes

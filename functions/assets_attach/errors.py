@@ -8,6 +8,28 @@ The webhook maps them to HTTP answers and the worker to retry-or-fail, each in o
 
 from __future__ import annotations
 
+from typing import Literal
+
+# Where a failure happened; also the ``step`` dimension of the Failures metric.
+Step = Literal[
+    "validate",
+    "secret",
+    "workspace",
+    "credentials",
+    "upload",
+    "link",
+    "list",
+    "aql",
+    "read",
+    "s3-head",
+    "s3-read",
+    "jobs",
+    "queue",
+    "lease",
+    "deadline",
+    "internal",
+]
+
 
 class AttachError(Exception):
     """Base class: something stopped a file from becoming an attachment."""
@@ -19,7 +41,7 @@ class AttachError(Exception):
         self,
         message: str,
         *,
-        step: str | None = None,
+        step: Step | None = None,
         status: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
@@ -38,6 +60,13 @@ class AttachError(Exception):
         where = f"{self.step}: " if self.step else ""
         status = f" (HTTP {self.status})" if self.status else ""
         return f"{where}{self.message}{status}"
+
+
+class ContinueLaterError(AttachError):
+    """Not a failure: the job cannot go on in this invocation (out of time, or another job is linking to the
+    object) and continues in a new message after ``retry_after`` seconds, without using up a receive."""
+
+    retryable = True
 
 
 class ConfigError(AttachError):

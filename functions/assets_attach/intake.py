@@ -10,29 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from .attach import check_size
 from .attach_request import AttachRequest, WantedFile
+from .aws.job_queue import JobQueue
+from .aws.job_store import JobStore
+from .aws.s3_source import S3Source
 from .errors import AttachError, BucketNotAllowedError
-from .jobs import JobFile, JobMessage, JobSpec, JobStore, new_job_id
-from .s3_source import S3Source
+from .jobs import JobFile, JobMessage, JobSpec, new_job_id
 
-# What makes two requests "the same": object, S3 objects with their versions, and names.
+# What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).
 IDEMPOTENCY_KEY = "[objectId, objectKey, files[*].[bucket, key, versionId, etag, filename]]"
 IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
-
-
-class JobQueue:
-    def __init__(self, sqs: Any, queue_url: str) -> None:
-        self._sqs = sqs
-        self._queue_url = queue_url
-
-    def send(self, message: JobMessage) -> None:
-        try:
-            self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message.model_dump_json(exclude_none=True))
-        except (ClientError, BotoCoreError) as e:
-            raise AttachError("the job could not be queued; try again", step="queue", retryable=True) from e
 
 
 class Intake:
@@ -77,7 +65,15 @@ class Intake:
             elif not e.retryable:
                 e.field = f"{wanted.field_prefix}key"
             raise
-        return JobFile.from_head(head, wanted.filename, wanted.comment)
+        return JobFile.accepted(
+            bucket=head.bucket,
+            key=head.key,
+            size=head.size,
+            version_id=head.version_id,
+            etag=head.etag,
+            filename=wanted.filename,
+            comment=wanted.comment,
+        )
 
     def _enqueue(self, spec: JobSpec) -> dict[str, Any]:
         job_id = new_job_id()

@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from . import retry_policy
-from .assets_client import AssetsClient, Attachment
+from .atlassian.assets_client import AssetsClient, Attachment
 from .attach import Attacher
-from .errors import AtlassianError, AttachError, LinkAmbiguousError, LinkOutcomeUnknownError
-from .jobs import JobFile, JobSpec, JobStore
-from .link_lease import Lease, LinkLeases
-from .link_recovery import LinkMarker, candidates, decide_recovery, marker_before_link
-from .observability import logger, metrics
-from .s3_source import S3Source
+from .aws.job_store import JobStore
+from .aws.link_lease import Lease, LinkLeases
+from .aws.s3_source import S3Source
+from .errors import AtlassianError, AttachError, ContinueLaterError, LinkAmbiguousError, LinkOutcomeUnknownError
+from .jobs import FileRecord, JobFile, JobRecord, JobSpec, JobStatus
+from .link_recovery import candidates, decide_recovery, marker_before_link
+from .observability import NAMESPACE, logger, metrics
 
 # Time to keep in hand before starting a file: the fixed steps plus the bytes at a cautious 10 MiB/s.
 FIXED_SECONDS_PER_FILE = 20.0
 CAUTIOUS_BYTES_PER_SECOND = 10 * 1024 * 1024
-# A redelivered job (a duplicate, or a message moved back from the DLQ) resumes with the files not in these states.
-FINAL_FILE_STATES = ("attached", "failed")
 
 
-class DeadlineError(AttachError):
-    """Not enough time left in this invocation to start the next file; the job goes back to the queue."""
+class DeadlineError(ContinueLaterError):
+    """Not enough time left in this invocation to start the next file; the job continues in a new message."""
 
     code = "deadline"
-    retryable = True
 
 
 def seconds_needed(size: int) -> float:
@@ -37,7 +34,7 @@ def seconds_needed(size: int) -> float:
 
 def count_failure(step: str | None) -> None:
     """The Failures metric, with the step that failed as its dimension."""
-    with single_metric(name="Failures", unit=MetricUnit.Count, value=1) as metric:
+    with single_metric(name="Failures", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="step", value=step or "unknown")
 
 
@@ -49,30 +46,30 @@ class JobRunner:
         self._store = store
         self._leases = leases
 
-    def run(self, job_id: str, spec: JobSpec, *, time_left: Callable[[], float]) -> dict[str, Any]:
-        """Do what is left of the job. Raises a retryable AttachError to be tried again later."""
+    def run(self, job_id: str, spec: JobSpec, *, time_left: Callable[[], float]) -> JobRecord:
+        """Do what is left of the job (a redelivered job resumes with the files not done). Raises a retryable
+        AttachError to be tried again later."""
         record = self._store.get(job_id)
         if record is None:
             self._store.create_if_absent(job_id, spec)
-            record = self._store.get(job_id)
-            assert record is not None
-        if all(f["status"] in FINAL_FILE_STATES for f in record["files"]):
-            logger.info("every file of this job is done; nothing to do", extra={"status": record["status"]})
+            record = self._stored(job_id)
+        if all(f.done for f in record.files):
+            logger.info("every file of this job is done; nothing to do", extra={"status": record.status})
             return record
-        self._store.update(job_id, status="running", attempts=int(record.get("attempts", 0)) + 1)
+        self._store.update(job_id, status="running", attempts=record.attempts + 1)
 
         try:
-            object_id = spec.objectId or record.get("objectId") or self._assets.find_object_id(spec.objectKey or "")
+            object_id = spec.objectId or record.objectId or self._assets.find_object_id(spec.objectKey or "")
         except AttachError as e:
             if e.retryable:
                 raise
             return self._finish(job_id, "failed", f"{e}")
-        if not record.get("objectId"):
+        if not record.objectId:
             self._store.update(job_id, objectId=object_id)
         logger.append_keys(objectId=object_id)
 
-        for index, (wanted, state) in enumerate(zip(spec.files, record["files"], strict=True)):
-            if state["status"] in FINAL_FILE_STATES:
+        for index, (wanted, state) in enumerate(zip(spec.files, record.files, strict=True)):
+            if state.done:
                 continue
             logger.append_keys(bucket=wanted.bucket, key=wanted.key)
             if time_left() < seconds_needed(wanted.size):
@@ -91,27 +88,31 @@ class JobRunner:
                 )
                 self._store.update_file(job_id, index, status="failed", error=str(error), errorCode=error.code)
 
-        record = self._store.get(job_id) or record
-        failed = [f for f in record["files"] if f["status"] == "failed"]
+        failed = [f for f in self._stored(job_id).files if f.status == "failed"]
         if failed:
-            return self._finish(job_id, "failed", f"{len(failed)} of {len(record['files'])} file(s) failed")
+            return self._finish(job_id, "failed", f"{len(failed)} of {len(record.files)} file(s) failed")
         return self._finish(job_id, "succeeded")
 
     def fail(self, job_id: str, reason: str) -> None:
         """Give up on the job (its message is about to go to the dead-letter queue)."""
         self._finish(job_id, "failed", reason)
 
-    def _finish(self, job_id: str, status: str, error: str | None = None) -> dict[str, Any]:
-        fields: dict[str, Any] = {"status": status, "error": error}  # a resumed job that succeeds loses its old error
-        self._store.update(job_id, **fields)
-        logger.info("job finished", extra=fields)
+    def _stored(self, job_id: str) -> JobRecord:
+        record = self._store.get(job_id)
+        if record is None:
+            raise AttachError(f"job {job_id} vanished from the job store", step="jobs", retryable=True)
+        return record
+
+    def _finish(self, job_id: str, status: JobStatus, error: str | None = None) -> JobRecord:
+        self._store.update(job_id, status=status, error=error)  # a resumed job that succeeds loses its old error
+        logger.info("job finished", extra={"status": status, "error": error})
         if status == "failed":
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
-        return self._store.get(job_id) or {}
+        return self._stored(job_id)
 
-    def _attach_file(self, job_id: str, index: int, object_id: str, wanted: JobFile, state: dict[str, Any]) -> None:
+    def _attach_file(self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord) -> None:
         holder = f"{job_id}#{index}"
-        if state["status"] == "linking" and self._recovered(job_id, index, object_id, wanted, state, holder):
+        if state.status == "linking" and self._recovered(job_id, index, object_id, wanted, state, holder):
             return
         self._leases.check_free(object_id, holder)  # no upload in vain while another job links to the object
         source = self._s3.head_accepted(wanted.bucket, wanted.key, wanted.pin())
@@ -123,8 +124,9 @@ class JobRunner:
             nonlocal lease
             lease = self._leases.acquire(object_id, holder)
             listed = self._attachments(object_id)
-            marker = marker_before_link(listed, lease.generation).model_dump() if listed is not None else None
-            self._store.update_file(job_id, index, status="linking", mediaId=media_id, linkMarker=marker)
+            marker = marker_before_link(listed, lease.generation) if listed is not None else None
+            stored = marker.model_dump() if marker else None
+            self._store.update_file(job_id, index, status="linking", mediaId=media_id, linkMarker=stored)
 
         try:
             result = self._attacher.attach(
@@ -159,13 +161,13 @@ class JobRunner:
             raise
 
     def _recovered(
-        self, job_id: str, index: int, object_id: str, wanted: JobFile, state: dict[str, Any], holder: str
+        self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord, holder: str
     ) -> bool:
         """After an interrupted link: True if its attachment is there and provably this file's (now recorded);
         False if the list proves it absent (link again). Anything in between fails the file; nothing is guessed."""
         lease = self._leases.acquire(object_id, holder)
         listed = self._attachments(object_id)
-        marker = LinkMarker.model_validate(state["linkMarker"]) if state.get("linkMarker") else None
+        marker = state.linkMarker
         # After a crash the lease may still be the interrupted link's own generation, whose outcome is unknown.
         this_generation_made_nothing = (
             {} if marker and lease.generation == marker.generation else {lease.generation: None}

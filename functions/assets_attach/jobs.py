@@ -1,31 +1,30 @@
-"""Jobs: what was asked (``JobSpec``, carried by the queue message) and what happened (the DynamoDB record).
+"""Jobs: what was asked (``JobSpec``, carried by the queue message) and what happened (``JobRecord``, stored).
 
-A job record is the user's view of a request: ``GET /attachments/jobs/{jobId}`` returns it. Each file
-moves pending → uploading → linking → attached, or → failed with the reason. ``linking`` is written
-with the media id and the time before step 3, so that a worker that died after linking can recognise
-its own attachment instead of making a second one.
+A job record is the user's view of a request: ``GET /attachments/jobs/{jobId}`` shows ``public_view()``. Each
+file moves pending → uploading → linking → attached, or → failed with the reason. ``linking`` is written
+with the media id and a bounded marker of the object's attachments before step 3, so that a worker that
+lost the link's reply can recognise its own attachment instead of making a second one (link_recovery).
+
+Field names are camelCase on purpose: they are the stored attribute names and the API's, and the webhook's
+idempotency key is a JMESPath over the JobSpec's fields (intake.IDEMPOTENCY_KEY).
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Attr
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import AttachError
 from .filenames import repair_filename
 from .observability import logger
-from .s3_source import S3Object, pin_for, real_version
+from .pins import pin_for, real_version
 
-JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+FileStatus = Literal["pending", "uploading", "linking", "attached", "failed"]
+FINAL_FILE_STATES: frozenset[FileStatus] = frozenset({"attached", "failed"})
+Origin = Literal["webhook", "s3"]
 
 
 class JobFile(BaseModel):
@@ -45,21 +44,31 @@ class JobFile(BaseModel):
         return pin_for(self.versionId, self.etag)
 
     @classmethod
-    def from_head(cls, head: S3Object, filename: str | None, comment: str) -> JobFile:
+    def accepted(
+        cls,
+        *,
+        bucket: str,
+        key: str,
+        size: int,
+        version_id: str | None,
+        etag: str | None,
+        filename: str | None,
+        comment: str,
+    ) -> JobFile:
         """The file as HeadObject described it when the job was accepted. A name taken from the key or from
         metadata has nobody to refuse it to, so its control characters and path separators are replaced."""
-        name = filename or head.name
+        name = filename or key.rsplit("/", 1)[-1] or key
         if repair_filename(name) != name:
             logger.warning("the file name had characters Assets cannot store; they were replaced with '_'")
             name = repair_filename(name)
         return cls(
-            bucket=head.bucket,
-            key=head.key,
+            bucket=bucket,
+            key=key,
             filename=name,
             comment=comment,
-            size=head.size,
-            versionId=real_version(head.version_id),
-            etag=head.etag,
+            size=size,
+            versionId=real_version(version_id),
+            etag=etag,
         )
 
 
@@ -70,7 +79,7 @@ class JobSpec(BaseModel):
     objectKey: str | None = None
     files: list[JobFile] = Field(min_length=1)
     issueKey: str | None = None
-    origin: Literal["webhook", "s3"] = "webhook"
+    origin: Origin = "webhook"
 
 
 class JobMessage(BaseModel):
@@ -78,7 +87,76 @@ class JobMessage(BaseModel):
 
     jobId: str
     spec: JobSpec
-    resumes: int = 0  # how often the job ran out of invocation time and continued in a new message
+    resumes: int = 0  # how often the job continued in a new message (out of time, or the link lease was taken)
+
+
+class LinkMarker(BaseModel):
+    """What the object held before a link: attachments with a larger id are newer (``afterId`` is None where
+    ids are not numbers), and the link lease generation the link ran under."""
+
+    model_config = ConfigDict(frozen=True)
+
+    afterId: int | None
+    generation: int
+
+
+class FileRecord(BaseModel):
+    """One file of a stored job: the pinned source, and how far it got."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    bucket: str
+    key: str
+    filename: str
+    comment: str = ""
+    size: int | None = None  # None only for an S3 drop that never became a job
+    versionId: str | None = None
+    etag: str | None = None
+    status: FileStatus = "pending"
+    mediaId: str | None = None
+    linkMarker: LinkMarker | None = None
+    attachmentId: str | None = None
+    error: str | None = None
+    errorCode: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_FILE_STATES
+
+
+PUBLIC_FILE_FIELDS = ("bucket", "key", "filename", "size", "status", "attachmentId", "error", "errorCode")
+
+
+class JobRecord(BaseModel):
+    """A stored job, as the job store reads it back."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    jobId: str
+    status: JobStatus
+    origin: Origin = "webhook"
+    files: list[FileRecord]
+    attempts: int = 0
+    createdAt: str
+    updatedAt: str
+    objectId: str | None = None
+    objectKey: str | None = None
+    issueKey: str | None = None
+    error: str | None = None
+
+    def public_view(self) -> dict[str, Any]:
+        """The job as ``GET /attachments/jobs/{jobId}`` shows it."""
+        view: dict[str, Any] = {
+            "jobId": self.jobId,
+            "status": self.status,
+            "objectId": self.objectId,
+            "files": [f.model_dump(include=set(PUBLIC_FILE_FIELDS), exclude_none=True) for f in self.files],
+            "attempts": self.attempts,
+            "createdAt": self.createdAt,
+            "updatedAt": self.updatedAt,
+        }
+        view.update(self.model_dump(include={"objectKey", "issueKey", "error"}, exclude_none=True))
+        return view
 
 
 def new_job_id() -> str:
@@ -87,132 +165,3 @@ def new_job_id() -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; the API speaks JSON."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-PUBLIC_FILE_FIELDS = ("bucket", "key", "filename", "size", "status", "attachmentId", "error", "errorCode")
-
-
-def public_view(record: dict[str, Any]) -> dict[str, Any]:
-    """The job as ``GET /attachments/jobs/{jobId}`` shows it."""
-    view = {
-        "jobId": record["jobId"],
-        "status": record["status"],
-        "objectId": record.get("objectId"),
-        "files": [{k: f[k] for k in PUBLIC_FILE_FIELDS if f.get(k) is not None} for f in record["files"]],
-        "attempts": record.get("attempts", 0),
-        "createdAt": record["createdAt"],
-        "updatedAt": record["updatedAt"],
-    }
-    for optional in ("objectKey", "issueKey", "error", "errorCode"):
-        if record.get(optional):
-            view[optional] = record[optional]
-    return view
-
-
-@contextmanager
-def _dynamodb(action: str) -> Iterator[None]:
-    """DynamoDB failures become retryable AttachErrors (the webhook answers 503, the worker retries)."""
-    try:
-        yield
-    except ClientError as e:
-        if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise
-        raise AttachError(f"the job store failed to {action}", step="jobs", retryable=True) from e
-    except BotoCoreError as e:
-        raise AttachError(f"the job store failed to {action}", step="jobs", retryable=True) from e
-
-
-class JobStore:
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def create(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
-        stamp = now_iso()
-        record: dict[str, Any] = {
-            "jobId": job_id,
-            "status": "queued",
-            "origin": spec.origin,
-            "files": [{**f.model_dump(exclude_none=True), "status": "pending"} for f in spec.files],
-            "attempts": 0,
-            "createdAt": stamp,
-            "updatedAt": stamp,
-            "expiresAt": int(time.time()) + JOB_RECORD_TTL_SECONDS,
-        }
-        for name in ("objectId", "objectKey", "issueKey"):
-            if getattr(spec, name):
-                record[name] = getattr(spec, name)
-        with _dynamodb("create the job"):
-            self._table.put_item(Item=record, ConditionExpression=Attr("jobId").not_exists())
-        return record
-
-    def create_if_absent(self, job_id: str, spec: JobSpec) -> bool:
-        """Create the record unless a job with this id exists; True if it was created."""
-        try:
-            self.create(job_id, spec)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def record_failed_drop(self, job_id: str, bucket: str, key: str, reason: str) -> None:
-        """An S3 drop that could not become a job still leaves a failed job record saying why. Its file stays
-        ``pending``, so a message redriven from the dead-letter queue runs the job after all."""
-        stamp = now_iso()
-        record = {
-            "jobId": job_id,
-            "status": "failed",
-            "origin": "s3",
-            "error": reason,
-            "files": [{"bucket": bucket, "key": key, "filename": repair_filename(key.rsplit("/", 1)[-1] or key),
-                       "status": "pending"}],
-            "attempts": 0,
-            "createdAt": stamp,
-            "updatedAt": stamp,
-            "expiresAt": int(time.time()) + JOB_RECORD_TTL_SECONDS,
-        }  # fmt: skip
-        try:
-            with _dynamodb("record the failed drop"):
-                self._table.put_item(Item=record, ConditionExpression=Attr("jobId").not_exists())
-        except ClientError:  # an earlier receive made the job: it fails with this reason
-            self.update(job_id, status="failed", error=reason)
-
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        with _dynamodb("read the job"):
-            item = self._table.get_item(Key={"jobId": job_id}, ConsistentRead=True).get("Item")
-        return _plain(item) if item else None
-
-    def update(self, job_id: str, **fields: Any) -> None:
-        fields["updatedAt"] = now_iso()
-        names = {f"#{k}": k for k in fields}
-        values = {f":{k}": v for k, v in fields.items()}
-        with _dynamodb("update the job"):
-            self._table.update_item(
-                Key={"jobId": job_id},
-                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-
-    def update_file(self, job_id: str, index: int, **fields: Any) -> None:
-        names = {"#files": "files", "#updatedAt": "updatedAt", **{f"#{k}": k for k in fields}}
-        values = {":updatedAt": now_iso(), **{f":{k}": v for k, v in fields.items()}}
-        sets = [f"#files[{index}].#{k} = :{k}" for k in fields] + ["#updatedAt = :updatedAt"]
-        with _dynamodb("update the job"):
-            self._table.update_item(
-                Key={"jobId": job_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )

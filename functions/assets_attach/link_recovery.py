@@ -17,9 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from .assets_client import Attachment
+from .atlassian.assets_client import Attachment
+from .jobs import LinkMarker
 
 _HUMAN_SIZE = re.compile(r"^\s*([0-9]+(?:[.,][0-9]+)?)\s*([kKMGT]?i?B|bytes?)?\s*$")
 _UNIT_POWER = {
@@ -35,16 +34,6 @@ _UNIT_POWER = {
     "tb": 4,
     "tib": 4,
 }
-
-
-class LinkMarker(BaseModel):
-    """What the object held before a link: attachments with a larger id are newer (``afterId`` is None where
-    ids are not numbers), and the lease generation the link ran under."""
-
-    model_config = ConfigDict(frozen=True)
-
-    afterId: int | None
-    generation: int
 
 
 def marker_before_link(attachments: Iterable[Attachment], generation: int) -> LinkMarker:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .aws.s3_source import CHUNK_SIZE
 from .errors import SourceNotFoundError
-from .s3_source import CHUNK_SIZE
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,27 @@
-"""How long to wait before trying a job again, and where to wait.
+"""What to do when a job's attempt fails, and how long to wait: pure decisions the worker carries out.
 
 Atlassian asks clients to honour ``Retry-After`` and otherwise back off exponentially with jitter; here
 about 5 s doubling to a 30 s cap. A wait of up to INLINE_WAIT_SECONDS is slept inside the invocation when
 the deadline allows; a longer one hands the message back to SQS with its visibility timeout set to the
-wait, so no Lambda is billed for sleeping.
+wait, so no Lambda is billed for sleeping. On the message's last receive the job fails with the reason.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Literal
 
-from .errors import AttachError, InternalError
+from .errors import AttachError, ContinueLaterError, InternalError
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 30.0
 INLINE_WAIT_SECONDS = 10.0
 MAX_INLINE_RETRIES = 2
 MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit
-MAX_DELAY_SECONDS = 900  # SQS's limit on a message's delay
-# A job that runs out of invocation time continues in a new message, at most this often (20 files fit easily).
+# Seconds a sleep must leave in the invocation, for the attempt after it.
+SLEEP_MARGIN_SECONDS = 30.0
+# A job continues in a new message at most this often (out of time, or the link lease taken).
 MAX_RESUMES = 50
 
 
@@ -26,7 +29,7 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     """The wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
     if retry_after is not None:
         return min(float(retry_after), MAX_VISIBILITY_SECONDS)
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(attempt - 1, 0))
     return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
 
 
@@ -44,3 +47,33 @@ def permanent_error(error: BaseException) -> AttachError | None:
     if isinstance(error, DETERMINISTIC):
         return InternalError(f"internal error ({type(error).__name__}); see the worker's logs", step="internal")
     return None
+
+
+Action = Literal["fail", "continue", "sleep", "hand_back", "give_up"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``fail``: permanent, the job fails now; ``continue``: in a new message after ``wait``; ``sleep``: wait here
+    and try again; ``hand_back``: back to the queue, visible after ``wait``; ``give_up``: the last receive, the
+    job fails and the message goes to the dead-letter queue."""
+
+    action: Action
+    wait: float = 0.0
+
+
+def decide(
+    error: AttachError, *, inline_try: int, receive_count: int, last_receive: bool, time_left: float
+) -> Decision:
+    """What to do after an attempt failed with ``error``: ``inline_try`` tries already slept through in this
+    invocation, the message's ``receive_count`` and whether it is its last, ``time_left`` in the invocation."""
+    if isinstance(error, ContinueLaterError):
+        return Decision("continue", error.retry_after or 0.0)
+    if not error.retryable:
+        return Decision("fail")
+    if last_receive:
+        return Decision("give_up")
+    wait = backoff_seconds(receive_count + inline_try, error.retry_after)
+    if inline_try < MAX_INLINE_RETRIES and wait <= INLINE_WAIT_SECONDS and time_left > wait + SLEEP_MARGIN_SECONDS:
+        return Decision("sleep", wait)
+    return Decision("hand_back", wait)

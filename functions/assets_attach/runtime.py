@@ -14,16 +14,18 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from .assets_client import AssetsClient
-from .atlassian_secret import SecretSource
+from .atlassian.assets_client import AssetsClient
+from .atlassian.http_session import new_session
+from .atlassian.media_upload import MediaUploader
+from .atlassian.secret import SecretSource
 from .attach import Attacher
-from .http_session import new_session
-from .intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS, Intake, JobQueue
+from .aws.job_queue import JobQueue
+from .aws.job_store import JobStore
+from .aws.link_lease import LinkLeases
+from .aws.s3_source import S3Source
+from .intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS, Intake
 from .job_runner import JobRunner
-from .jobs import JobMessage, JobStore
-from .link_lease import LinkLeases
-from .media_upload import MediaUploader
-from .s3_source import S3Source
+from .jobs import JobMessage
 from .settings import Settings
 
 
@@ -72,8 +74,8 @@ class Runtime:
         return self.assets.workspace_id(self.secrets.get())
 
     @cached_property
-    def sqs_client(self) -> Any:
-        return boto3.client("sqs")
+    def job_queue(self) -> JobQueue:
+        return JobQueue(boto3.client("sqs"), self.settings.require("jobs_queue_url"))
 
     @cached_property
     def idempotency_config(self) -> IdempotencyConfig:
@@ -102,20 +104,21 @@ class Runtime:
 
         def run(job: JobMessage, time_left: Callable[[], float]) -> dict[str, Any]:
             record = self.job_runner.run(job.jobId, job.spec, time_left=time_left)
-            return {"jobId": job.jobId, "status": record.get("status")}
+            return {"jobId": job.jobId, "status": record.status}
 
-        return idempotent_function(
+        once: Callable[..., dict[str, Any]] = idempotent_function(
             data_keyword_argument="job",
             persistence_store=self.idempotency_store(),
             config=self.worker_idempotency_config,
         )(run)
+        return once
 
     @cached_property
     def intake(self) -> Intake:
         return Intake(
             self.s3,
             self.jobs,
-            JobQueue(self.sqs_client, self.settings.require("jobs_queue_url")),
+            self.job_queue,
             allowed_buckets=self.settings.webhook_buckets,
             max_file_size=self.settings.max_file_size_bytes,
             once=idempotent_function(

@@ -9,13 +9,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .atlassian.media_upload import MEDIA_UPLOAD_PATHS
+from .atlassian.url_policy import require_secure_url
 from .errors import ConfigError
-from .url_policy import require_secure_url
 
 DEFAULT_API_BASE_URL = "https://api.atlassian.com"
 DEFAULT_MEDIA_ALLOWED_HOSTS = "api.media.atlassian.com,*.atlassian.com"
 DEFAULT_MAX_FILE_SIZE_BYTES = 1024**3
-MEDIA_UPLOAD_PATHS = ("/file", "/file/binary")
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -57,7 +57,12 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        get = lambda name, default: (env.get(name) or "").strip() or default  # noqa: E731
+
+        def optional(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        def get(name: str, default: str) -> str:
+            return optional(name) or default
 
         def positive_int(name: str, default: int) -> int:
             text = get(name, str(default))
@@ -77,16 +82,16 @@ class Settings:
 
         allowed_hosts = _csv(get("MEDIA_ALLOWED_HOSTS", DEFAULT_MEDIA_ALLOWED_HOSTS))
         return cls(
-            atlassian_secret_id=get("ATLASSIAN_SECRET_ID", None),
+            atlassian_secret_id=optional("ATLASSIAN_SECRET_ID"),
             assets_api_base_url=base_url,
             media_allowed_hosts=allowed_hosts,
             allowed_buckets=_csv(get("ALLOWED_BUCKETS", "")),
             max_file_size_bytes=positive_int("MAX_FILE_SIZE_BYTES", DEFAULT_MAX_FILE_SIZE_BYTES),
             media_upload_path=upload_path,
             s3_key_prefix=_folder(get("S3_KEY_PREFIX", "attachments/")),
-            uploads_bucket=get("UPLOADS_BUCKET", None),
-            jobs_table=get("JOBS_TABLE", None),
-            idempotency_table=get("IDEMPOTENCY_TABLE", None),
-            jobs_queue_url=get("JOBS_QUEUE_URL", None),
+            uploads_bucket=optional("UPLOADS_BUCKET"),
+            jobs_table=optional("JOBS_TABLE"),
+            idempotency_table=optional("IDEMPOTENCY_TABLE"),
+            jobs_queue_url=optional("JOBS_QUEUE_URL"),
             max_receive_count=positive_int("MAX_RECEIVE_COUNT", 5),
         )

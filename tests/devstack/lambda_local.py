@@ -96,7 +96,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         pass
 
     def _invoke(self) -> None:
-        from assets_attach import webhook
+        from assets_attach.handlers import webhook
 
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else None
@@ -195,7 +195,7 @@ class LocalWorker:
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive one batch and invoke the handler; returns how many records it carried."""
-        from assets_attach import worker
+        from assets_attach.handlers import worker
 
         reply = self._sqs.receive_message(
             QueueUrl=self._queue_url,

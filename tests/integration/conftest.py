@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from assets_attach.observability import logger
 from assets_attach.runtime import Runtime, get_runtime
 from devstack.atlassian_sim import AtlassianSimulator
 from devstack.lambda_local import LocalApi, LocalWorker
@@ -52,15 +53,10 @@ def runtime(stack: LocalStack) -> Runtime:
 @pytest.fixture
 def logs(stack: LocalStack) -> Iterator[CapturedLogs]:
     """Captures the handlers' logs; at the end, asserts that no secret appears in them."""
-    from assets_attach import webhook, worker
-
-    loggers = {id(m.logger._logger): m.logger for m in (webhook, worker)}
-    capture = CapturedLogs(webhook.logger.registered_formatter)
-    for powertools_logger in loggers.values():
-        powertools_logger._logger.addHandler(capture)
+    capture = CapturedLogs(logger.registered_formatter)  # the package's one logger, used by every handler
+    logger._logger.addHandler(capture)
     yield capture
-    for powertools_logger in loggers.values():
-        powertools_logger._logger.removeHandler(capture)
+    logger._logger.removeHandler(capture)
     assert_no_secrets(stack, capture.text)
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from assets_attach import link_lease, retry_policy
+from assets_attach import retry_policy
+from assets_attach.aws import link_lease
 from devstack.atlassian_sim import Fault
 from devstack.lambda_local import LocalWorker
 from devstack.stack import LocalStack

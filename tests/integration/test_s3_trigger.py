@@ -130,7 +130,7 @@ def s3_event_body(bucket: str, key: str) -> str:
 
 def test_the_sample_events_as_s3_sends_them(stack: LocalStack) -> None:
     """events/: an S3 put with a URL-encoded key (``+`` for space, UTF-8 escapes), and S3's test event."""
-    from assets_attach import worker as worker_module
+    from assets_attach.handlers import worker as worker_module
 
     event = load_event("worker_sqs_s3_put.json")
     body = json.loads(event["Records"][0]["body"])

@@ -11,8 +11,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from assets_attach.assets_client import raise_for_reply
-from assets_attach.atlassian_secret import SecretSource, parse_secret
+from assets_attach.atlassian.http_session import raise_for_reply
+from assets_attach.atlassian.multipart import MultipartBody, ascii_fallback
+from assets_attach.atlassian.secret import SecretSource, parse_secret
+from assets_attach.atlassian.url_policy import check_media_base_url
+from assets_attach.aws.s3_source import parse_s3_uri
 from assets_attach.content_types import resolve_content_type
 from assets_attach.errors import (
     AtlassianAuthError,
@@ -23,11 +26,8 @@ from assets_attach.errors import (
     MediaHostNotAllowedError,
 )
 from assets_attach.integrity import StreamCheck, md5_from_etag
-from assets_attach.multipart import MultipartBody, ascii_fallback
 from assets_attach.object_ids import normalize_object_id, normalize_object_key
-from assets_attach.s3_source import parse_s3_uri
 from assets_attach.settings import Settings
-from assets_attach.url_policy import check_media_base_url
 
 
 def _workspace() -> str:
@@ -239,7 +239,7 @@ class _ReplyingSession(requests.Session):
 
 
 def test_a_link_reply_without_the_attachment_is_retryable_so_the_retry_can_find_it() -> None:
-    from assets_attach.assets_client import AssetsClient
+    from assets_attach.atlassian.assets_client import AssetsClient
 
     env = {"ATLASSIAN_EMAIL": "a@b.c", "ATLASSIAN_API_TOKEN": "t", "ASSETS_WORKSPACE_ID": "w"}
     for body in ([], {"unexpected": True}, [{"no": "id"}]):

@@ -6,14 +6,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from assets_attach import retry_policy
-from assets_attach.atlassian_secret import _read_error, parse_secret
+from assets_attach.atlassian.secret import _read_error, parse_secret
+from assets_attach.atlassian.url_policy import require_secure_url
 from assets_attach.attach_request import parse_attach_request
+from assets_attach.aws.s3_source import _translate
 from assets_attach.errors import AttachError, BadRequestError, ConfigError
 from assets_attach.job_runner import seconds_needed
-from assets_attach.jobs import public_view
-from assets_attach.s3_source import _translate, pin_for
+from assets_attach.jobs import JobRecord
+from assets_attach.pins import pin_for
 from assets_attach.settings import Settings
-from assets_attach.url_policy import require_secure_url
 
 
 def _workspace() -> str:
@@ -105,7 +106,7 @@ def test_public_view_shows_the_contract_fields_only() -> None:
              "versionId": "v", "etag": "e", "mediaId": "m", "linkMarker": {"afterId": 3, "generation": 1}}
         ],
     }  # fmt: skip
-    assert public_view(record) == {
+    assert JobRecord.model_validate(record).public_view() == {
         "jobId": "j1",
         "status": "failed",
         "objectId": "1234",

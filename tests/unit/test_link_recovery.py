@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assets_attach.assets_client import Attachment
+from assets_attach.atlassian.assets_client import Attachment
+from assets_attach.jobs import LinkMarker
 from assets_attach.link_recovery import (
-    LinkMarker,
     Recovery,
     candidates,
     decide_recovery,

@@ -59,8 +59,8 @@ def function_properties(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def function_for(template: dict[str, Any], entry: str) -> dict[str, Any]:
-    """The merged properties of the function whose handler is assets_attach.<entry>.lambda_handler."""
-    handler = f"assets_attach.{entry}.lambda_handler"
+    """The merged properties of the function whose handler is assets_attach.handlers.<entry>.lambda_handler."""
+    handler = f"assets_attach.handlers.{entry}.lambda_handler"
     return next(p for p in function_properties(template).values() if p["Handler"] == handler)
 
 
@@ -69,7 +69,7 @@ def variables_read_by_code() -> set[str]:
     os.getenv("X"), get("X", ...), positive_int("X", ...)."""
     pattern = re.compile(r"""(?:\w\(|\[)\s*["']([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)["']""")
     names: set[str] = set()
-    for source in sorted(PACKAGE.glob("*.py")):
+    for source in sorted(PACKAGE.rglob("*.py")):
         names.update(pattern.findall(source.read_text(encoding="utf-8")))
     return names
 
@@ -89,7 +89,7 @@ def walk(node: Any) -> Iterator[Any]:
 
 def test_there_is_a_webhook_and_a_worker(template: dict[str, Any]) -> None:
     handlers = {p["Handler"] for p in function_properties(template).values()}
-    assert handlers == {"assets_attach.webhook.lambda_handler", "assets_attach.worker.lambda_handler"}
+    assert handlers == {"assets_attach.handlers.webhook.lambda_handler", "assets_attach.handlers.worker.lambda_handler"}
 
 
 def test_every_function_is_built_from_the_one_code_uri(template: dict[str, Any]) -> None:

@@ -15,10 +15,8 @@ import pytest
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from assets_attach.atlassian_secret import parse_secret
-from assets_attach.errors import ConfigError, MediaHostNotAllowedError
-from assets_attach.settings import DEFAULT_MEDIA_ALLOWED_HOSTS, Settings
-from assets_attach.url_policy import (
+from assets_attach.atlassian.secret import parse_secret
+from assets_attach.atlassian.url_policy import (
     UnsafeUrlError,
     check_media_base_url,
     is_loopback,
@@ -26,6 +24,8 @@ from assets_attach.url_policy import (
     require_secure_url,
     vet_credential_url,
 )
+from assets_attach.errors import ConfigError, MediaHostNotAllowedError
+from assets_attach.settings import DEFAULT_MEDIA_ALLOWED_HOSTS, Settings
 
 DEFAULT = tuple(DEFAULT_MEDIA_ALLOWED_HOSTS.split(","))  # api.media.atlassian.com, *.atlassian.com
 ANY = ("*",)

@@ -1,4 +1,5 @@
-"""The one ``requests.Session`` the engine talks to Atlassian through: pooled, with timeouts and retries.
+"""The one ``requests.Session`` the engine talks to Atlassian through: pooled, with timeouts and retries, and
+the one translation of its replies into errors (``raise_for_reply``, ``network_error``).
 
 urllib3's ``Retry`` handles what is safe to repeat inside one call: connection failures, and 429/5xx on
 GET (credentials, attachment list, workspace). POSTs are never repeated here: a streamed upload cannot
@@ -8,7 +9,7 @@ be replayed and a link must not happen twice; the caller decides (the worker re-
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -17,7 +18,8 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from . import __version__
+from .. import __version__
+from ..errors import AtlassianAuthError, AtlassianError, Step
 
 CONNECT_TIMEOUT = 10.0
 API_READ_TIMEOUT = 60.0
@@ -67,3 +69,50 @@ def new_session() -> requests.Session:
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
     return session
+
+
+# -- replies ------------------------------------------------------------------------------------------
+
+
+def error_detail(response: requests.Response) -> str:
+    """A short, secret-free description of an error reply."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return response.reason or ""
+    if isinstance(body, dict):
+        messages = body.get("errorMessages") or body.get("message") or body.get("error") or ""
+        if isinstance(messages, list):
+            messages = "; ".join(str(m) for m in messages)
+        return str(messages)[:300]
+    return ""
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def raise_for_reply(response: requests.Response, step: Step) -> None:
+    """Turn a non-2xx reply into the matching error; 429 and 5xx are retryable."""
+    status = response.status_code
+    if status < 300:
+        return
+    detail = error_detail(response)
+    kwargs: dict[str, Any] = {"step": step, "status": status, "retry_after": retry_after_seconds(response)}
+    if status in (401, 403):
+        raise AtlassianAuthError(
+            f"Atlassian refused the credentials{': ' + detail if detail else ''}", retryable=False, **kwargs
+        )
+    raise AtlassianError(
+        f"Atlassian answered {status}{': ' + detail if detail else ''}",
+        retryable=status == 429 or status >= 500,
+        **kwargs,
+    )
+
+
+def network_error(step: Step, error: requests.RequestException) -> AtlassianError:
+    return AtlassianError(f"cannot reach Atlassian ({type(error).__name__})", step=step, retryable=True)

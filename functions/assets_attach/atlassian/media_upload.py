@@ -11,14 +11,25 @@ from collections.abc import Callable, Iterable
 from urllib.parse import quote
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from .assets_client import MediaCredentials, network_error, raise_for_reply, retry_after_seconds
-from .errors import AtlassianError, MediaTokenExpiredError
-from .http_session import CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT
+from ..errors import AtlassianError, MediaTokenExpiredError
+from .http_session import CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT, network_error, raise_for_reply, retry_after_seconds
 from .multipart import MultipartBody
-from .settings import MEDIA_UPLOAD_PATHS
 from .url_policy import check_media_base_url
+
+# Public reports disagree on the upload path; on a 404 from one, the other is tried (MEDIA_UPLOAD_PATH).
+MEDIA_UPLOAD_PATHS = ("/file", "/file/binary")
+
+
+class MediaCredentials(BaseModel):
+    """Step 1's answer: where and with what to upload (the JWT never shows in a repr)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    client_id: str = Field(alias="clientId", min_length=1)
+    media_base_url: str = Field(alias="mediaBaseUrl", min_length=1)
+    token: SecretStr = Field(alias="mediaJwtToken", min_length=1)
 
 
 class UploadedMedia(BaseModel):

@@ -35,7 +35,7 @@ from requests.exceptions import RequestException
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from .errors import ConfigError, MediaHostNotAllowedError
+from ..errors import ConfigError, MediaHostNotAllowedError
 
 MAX_URL_LENGTH = 2048
 _PRINTABLE_ASCII = re.compile(r"[!-~]+")  # no space, no control character, nothing beyond ASCII
@@ -88,6 +88,13 @@ def _host_kind(host: str) -> str:
     return "loopback" if host == "localhost" else "dns"
 
 
+def _refuse_any(*checks: tuple[bool, str]) -> None:
+    """UnsafeUrlError with the reason of the first check that is true."""
+    for refused, reason in checks:
+        if refused:
+            raise UnsafeUrlError(reason)
+
+
 def _bare(host: str | None) -> str:
     return (host or "").lower().removeprefix("[").removesuffix("]")
 
@@ -123,33 +130,30 @@ def vet_credential_url(
     """
     if not isinstance(url, str) or not url:
         raise UnsafeUrlError("it is empty")
-    if len(url) > MAX_URL_LENGTH:
-        raise UnsafeUrlError(f"it is longer than {MAX_URL_LENGTH} characters")
-    if not _PRINTABLE_ASCII.fullmatch(url):
-        raise UnsafeUrlError("it holds whitespace, control or non-ASCII characters")
-    if "\\" in url:
-        raise UnsafeUrlError("it holds a backslash")
+    _refuse_any(
+        (len(url) > MAX_URL_LENGTH, f"it is longer than {MAX_URL_LENGTH} characters"),
+        (not _PRINTABLE_ASCII.fullmatch(url), "it holds whitespace, control or non-ASCII characters"),
+        ("\\" in url, "it holds a backslash"),
+    )
     match = _URL.fullmatch(url)
     if match is None:
         raise UnsafeUrlError("it is not an absolute http(s) URL")
     scheme, authority, rest = match["scheme"].lower(), match["authority"], match["rest"]
-    if scheme not in ("https", "http"):
-        raise UnsafeUrlError("it must use https")
-    if "@" in authority:
-        raise UnsafeUrlError("it carries user info (@)")
-    if "%" in authority:
-        raise UnsafeUrlError("its host holds a percent-escape")
+    _refuse_any(
+        (scheme not in ("https", "http"), "it must use https"),
+        ("@" in authority, "it carries user info (@)"),
+        ("%" in authority, "its host holds a percent-escape"),
+    )
     parts = _AUTHORITY.fullmatch(authority)
     if parts is None:
         raise UnsafeUrlError("its host is empty or not a plain host[:port]")
     host = parts["host"].lower()
     port = int(parts["port"]) if parts["port"] is not None else None
-    if port is not None and not 1 <= port <= 65535:
-        raise UnsafeUrlError("its port is outside 1-65535")
-    if "#" in rest:
-        raise UnsafeUrlError("it has a fragment (#)")
-    if "?" in rest and not allow_query:
-        raise UnsafeUrlError("it has a query (?)")
+    _refuse_any(
+        (port is not None and not 1 <= port <= 65535, "its port is outside 1-65535"),
+        ("#" in rest, "it has a fragment (#)"),
+        ("?" in rest and not allow_query, "it has a query (?)"),
+    )
     kind = _host_kind(host)
     if scheme == "http" and kind != "loopback":
         raise UnsafeUrlError("it must use https (plain http only to a loopback host)")

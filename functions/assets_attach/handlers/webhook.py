@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .attach_request import parse_attach_request
-from .errors import (
+from ..attach_request import parse_attach_request
+from ..errors import (
     AttachError,
     BadRequestError,
     BucketNotAllowedError,
@@ -29,9 +29,8 @@ from .errors import (
     SourceAccessError,
     SourceNotFoundError,
 )
-from .jobs import public_view
-from .observability import logger, metrics, tracer
-from .runtime import get_runtime
+from ..observability import logger, metrics, tracer
+from ..runtime import get_runtime
 
 app = APIGatewayRestResolver()
 
@@ -132,7 +131,7 @@ def get_job(job_id: str) -> dict[str, Any]:
     record = get_runtime().jobs.get(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
     if record is None:
         raise JobNotFoundError(f"no job {job_id[:64]}", field="jobId")
-    return public_view(record)
+    return record.public_view()
 
 
 @app.exception_handler(AttachError)

@@ -14,15 +14,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import (
+from ..errors import (
     AttachError,
     BadRequestError,
     SourceAccessError,
     SourceChangedError,
     SourceDeletedError,
     SourceNotFoundError,
+    Step,
 )
-from .integrity import md5_from_etag
+from ..integrity import md5_from_etag
+from ..pins import pin_for
 
 CHUNK_SIZE = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
@@ -30,20 +32,6 @@ _DENIED = {"403", "AccessDenied", "AllAccessDisabled"}
 _CHANGED = {"412", "PreconditionFailed"}
 # A request S3 refuses as malformed (an over-long key, a bad argument) fails the same way every time.
 _MALFORMED = {"400", "InvalidArgument", "InvalidRequest", "KeyTooLongError", "InvalidURI", "InvalidBucketName"}
-
-
-def real_version(version_id: str | None) -> str | None:
-    """S3 reports ``"null"`` as the version of objects in unversioned buckets."""
-    return version_id if version_id and version_id != "null" else None
-
-
-def pin_for(version_id: str | None, etag: str | None) -> dict[str, str]:
-    """The one rule for addressing accepted content: its version where there is one, else its ETag."""
-    if real_version(version_id):
-        return {"VersionId": str(version_id)}
-    if etag:
-        return {"IfMatch": etag if etag.startswith('"') else f'"{etag}"'}
-    return {}
 
 
 def _error_code(error: ClientError) -> str:
@@ -99,7 +87,7 @@ class S3Object:
             body.close()
 
 
-def _translate(error: ClientError, uri: str, step: str, *, pinned: bool) -> AttachError:
+def _translate(error: ClientError, uri: str, step: Step, *, pinned: bool) -> AttachError:
     code = _error_code(error)
     if pinned and code in _MISSING:
         return SourceDeletedError(f"{uri} was deleted after the request was accepted", step=step)

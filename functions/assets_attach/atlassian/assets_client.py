@@ -9,24 +9,17 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from .atlassian_secret import AtlassianSecret, SecretSource
-from .errors import AtlassianAuthError, AtlassianError, ObjectNotFoundError
-from .http_session import API_READ_TIMEOUT, CONNECT_TIMEOUT
+from ..errors import AtlassianAuthError, AtlassianError, ObjectNotFoundError, Step
+from .http_session import API_READ_TIMEOUT, CONNECT_TIMEOUT, network_error, raise_for_reply
+from .media_upload import MediaCredentials
+from .secret import AtlassianSecret, SecretSource
 from .url_policy import require_secure_url
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 200
-
-
-class MediaCredentials(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-    client_id: str = Field(alias="clientId", min_length=1)
-    media_base_url: str = Field(alias="mediaBaseUrl", min_length=1)
-    token: SecretStr = Field(alias="mediaJwtToken", min_length=1)
 
 
 class Attachment(BaseModel):
@@ -39,50 +32,6 @@ class Attachment(BaseModel):
     mime_type: str | None = Field(default=None, alias="mimeType")
     filesize: str | None = None
     comment: str | None = None
-
-
-def error_detail(response: requests.Response) -> str:
-    """A short, secret-free description of an error reply."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.reason or ""
-    if isinstance(body, dict):
-        messages = body.get("errorMessages") or body.get("message") or body.get("error") or ""
-        if isinstance(messages, list):
-            messages = "; ".join(str(m) for m in messages)
-        return str(messages)[:300]
-    return ""
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-def raise_for_reply(response: requests.Response, step: str) -> None:
-    """Turn a non-2xx reply into the matching error; 429 and 5xx are retryable."""
-    status = response.status_code
-    if status < 300:
-        return
-    detail = error_detail(response)
-    kwargs: dict[str, Any] = {"step": step, "status": status, "retry_after": retry_after_seconds(response)}
-    if status in (401, 403):
-        raise AtlassianAuthError(
-            f"Atlassian refused the credentials{': ' + detail if detail else ''}", retryable=False, **kwargs
-        )
-    raise AtlassianError(
-        f"Atlassian answered {status}{': ' + detail if detail else ''}",
-        retryable=status == 429 or status >= 500,
-        **kwargs,
-    )
-
-
-def network_error(step: str, error: requests.RequestException) -> AtlassianError:
-    return AtlassianError(f"cannot reach Atlassian ({type(error).__name__})", step=step, retryable=True)
 
 
 class AssetsClient:
@@ -176,7 +125,7 @@ class AssetsClient:
             self._discovered[site] = self.discover_workspace(site, secret)
         return self._discovered[site]
 
-    def _call(self, step: str, method: str, path: str, *, object_id: str | None = None, **kwargs: Any) -> Any:
+    def _call(self, step: Step, method: str, path: str, *, object_id: str | None = None, **kwargs: Any) -> Any:
         """A workspace-relative call; on a 401, refetch the secret once and try again."""
         secret = self._secrets.get()
         for refreshed in (False, True):
@@ -198,7 +147,7 @@ class AssetsClient:
                 raise
         raise AssertionError("unreachable")
 
-    def _send(self, step: str, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
+    def _send(self, step: Step, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
         try:
             response = self._session.request(
                 method,
@@ -217,7 +166,7 @@ class AssetsClient:
             raise AtlassianError("Atlassian answered with no JSON", step=step, retryable=True) from None
 
 
-def _parse(adapter: TypeAdapter[T], data: Any, step: str) -> T:
+def _parse(adapter: TypeAdapter[T], data: Any, step: Step) -> T:
     try:
         return adapter.validate_python(data)
     except ValidationError:

@@ -9,6 +9,7 @@ files already attached are skipped), so a long job never uses up its receives.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -19,16 +20,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from . import retry_policy, s3_drop
-from .errors import AttachError
-from .job_runner import DeadlineError, count_failure
-from .jobs import JobMessage
-from .link_lease import LinkBusyError
-from .observability import logger, metrics, tracer
-from .runtime import Runtime, get_runtime
+from .. import retry_policy, s3_drop
+from ..errors import AttachError
+from ..job_runner import count_failure
+from ..jobs import JobMessage
+from ..observability import logger, metrics, tracer
+from ..runtime import Runtime, get_runtime
 
 # Records that failed go back to the queue one by one; the invocation itself succeeds.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -45,32 +44,20 @@ def _time_left(context: LambdaContext) -> float:
 def hand_back(record: SQSRecord, runtime: Runtime, wait: float) -> None:
     """Return the message to the queue, visible again after ``wait`` seconds."""
     try:
-        runtime.sqs_client.change_message_visibility(
-            QueueUrl=runtime.settings.require("jobs_queue_url"),
-            ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=max(0, min(int(wait), retry_policy.MAX_VISIBILITY_SECONDS)),
-        )
-    except (ClientError, BotoCoreError):
+        runtime.job_queue.hand_back(record.receipt_handle, wait)
+    except AttachError:
         logger.exception("could not set the message's visibility; it returns after the queue's timeout")
     raise ReturnToQueueError(f"retry in {wait:.0f} s")
 
 
 def continue_in_new_message(message: JobMessage, runtime: Runtime, reason: AttachError) -> None:
     """Out of time, or the object's link lease is taken: queue the rest of the job as a fresh message (fresh
-    receive count), visible after the wait the reason asks for (SQS delays up to 15 minutes)."""
+    receive count), visible after the wait the reason asks for."""
     if message.resumes >= retry_policy.MAX_RESUMES:
         runtime.job_runner.fail(message.jobId, f"not finished after {message.resumes} invocations: {reason}")
         return
-    follow_up = message.model_copy(update={"resumes": message.resumes + 1})
-    delay = min(math.ceil(reason.retry_after or 0), retry_policy.MAX_DELAY_SECONDS)
-    try:
-        runtime.sqs_client.send_message(
-            QueueUrl=runtime.settings.require("jobs_queue_url"),
-            MessageBody=follow_up.model_dump_json(exclude_none=True),
-            DelaySeconds=delay,
-        )
-    except (ClientError, BotoCoreError) as e:
-        raise AttachError("could not queue the rest of the job", step="queue", retryable=True) from e
+    delay = math.ceil(reason.retry_after or 0)
+    runtime.job_queue.send(message.model_copy(update={"resumes": message.resumes + 1}), delay_seconds=delay)
     logger.info("the job continues in a new message", extra={"reason": str(reason), "delaySeconds": delay})
 
 
@@ -109,35 +96,39 @@ def run_with_retries(
     receive_count: int,
     last_receive: bool,
 ) -> None:
-    for inline_try in range(retry_policy.MAX_INLINE_RETRIES + 1):
+    """Run the job, and carry out what retry_policy.decide says when an attempt fails."""
+    for inline_try in itertools.count():
         try:
             runtime.run_job_once(job=message, time_left=lambda: _time_left(context))
-            return
-        except (DeadlineError, LinkBusyError) as e:  # not now, and no fault: later, without using up a receive
-            continue_in_new_message(message, runtime, e)
             return
         except IdempotencyAlreadyInProgressError:
             logger.info("another invocation is running this job; trying later")
             hand_back(record, runtime, retry_policy.backoff_seconds(receive_count))
         except AttachError as e:
-            if not e.retryable:
+            decision = retry_policy.decide(
+                e,
+                inline_try=inline_try,
+                receive_count=receive_count,
+                last_receive=last_receive,
+                time_left=_time_left(context),
+            )
+            if decision.action == "fail":
                 raise
+            if decision.action == "continue":
+                continue_in_new_message(message, runtime, e)
+                return
             count_failure(e.step)
-            if last_receive:
+            if decision.action == "give_up":
                 reason = f"gave up after {receive_count} attempts: {e}"
                 logger.error("job failed for good; the message goes to the dead-letter queue", extra={"error": reason})
                 runtime.job_runner.fail(message.jobId, reason)
                 hand_back(record, runtime, 0)  # visible at once, so SQS moves it to the DLQ on the next receive
-            wait = retry_policy.backoff_seconds(receive_count + inline_try, e.retry_after)
-            logger.warning("retryable failure", extra={"error": str(e), "step": e.step, "waitSeconds": round(wait, 1)})
-            if (
-                inline_try < retry_policy.MAX_INLINE_RETRIES
-                and wait <= retry_policy.INLINE_WAIT_SECONDS
-                and _time_left(context) > wait + 30
-            ):
-                time.sleep(wait)
+            extra = {"error": str(e), "step": e.step, "waitSeconds": round(decision.wait, 1)}
+            logger.warning("retryable failure", extra=extra)
+            if decision.action == "sleep":
+                time.sleep(decision.wait)
                 continue
-            hand_back(record, runtime, wait)
+            hand_back(record, runtime, decision.wait)
 
 
 def decide_drop(drop: s3_drop.Drop, record: SQSRecord, runtime: Runtime) -> JobMessage | None:

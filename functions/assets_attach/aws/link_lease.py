@@ -28,7 +28,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import AttachError
+from ..errors import AttachError, ContinueLaterError
 
 LEASE_SECONDS = 180.0  # longer than a link call may take (connect 10 s + read 60 s), with room to record it
 MIN_BUSY_WAIT_SECONDS = 2.0  # a link in progress takes seconds; a crashed holder's lease runs out
@@ -36,11 +36,10 @@ RING_SIZE = 32  # generations whose outcome the lease remembers
 ITEM_TTL_SECONDS = 24 * 3600
 
 
-class LinkBusyError(AttachError):
-    """Another job is linking to this object right now; try again shortly."""
+class LinkBusyError(ContinueLaterError):
+    """Another job is linking to this object right now; the job continues when the lease will have run out."""
 
     code = "link_busy"
-    retryable = True
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def _busy(object_id: str, seconds_left: float) -> LinkBusyError:
 
 
 def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return str(error.response.get("Error", {}).get("Code")) == "ConditionalCheckFailedException"
 
 
 @contextmanager

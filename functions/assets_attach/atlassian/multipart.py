@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
 
-from .errors import IntegrityError
+from ..errors import IntegrityError
 
 
 def ascii_fallback(filename: str) -> str:

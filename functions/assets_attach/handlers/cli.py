@@ -12,8 +12,10 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError
 
-from .attach import FileSource
-from .errors import (
+from ..atlassian.url_policy import check_media_base_url
+from ..attach import FileSource
+from ..aws.s3_source import parse_s3_uri
+from ..errors import (
     AtlassianAuthError,
     AtlassianError,
     AttachError,
@@ -21,12 +23,10 @@ from .errors import (
     MediaHostNotAllowedError,
     ObjectNotFoundError,
 )
-from .local_source import LocalFile
-from .object_ids import normalize_object_id, normalize_object_key
-from .runtime import Runtime, get_runtime
-from .s3_source import parse_s3_uri
-from .settings import Settings
-from .url_policy import check_media_base_url
+from ..local_source import LocalFile
+from ..object_ids import normalize_object_id, normalize_object_key
+from ..runtime import Runtime, get_runtime
+from ..settings import Settings
 
 DOCTOR_QUERY = 'Key = "DOCTOR-1"'
 
@@ -93,53 +93,51 @@ def _fix_hint(error: AttachError) -> str:
     return "see the README's troubleshooting section"
 
 
+def check_settings(runtime: Runtime) -> str:
+    source = runtime.settings.atlassian_secret_id or "the ATLASSIAN_* environment variables"
+    return f"API {runtime.settings.assets_api_base_url}, credentials from {source}"
+
+
+def check_secret(runtime: Runtime) -> str:
+    return runtime.secrets.get().email
+
+
+def check_workspace(runtime: Runtime) -> str:
+    secret = runtime.secrets.get()
+    how = f"discovered from {secret.site_url}" if not secret.workspace_id else "from the secret"
+    return f"{runtime.assets.workspace_id(secret)} ({how})"
+
+
+def check_access(runtime: Runtime) -> str:
+    runtime.assets.aql(DOCTOR_QUERY, 1)
+    return "the API token may query this workspace (AQL)"
+
+
+def check_object(runtime: Runtime, given_id: str) -> str:
+    object_id = normalize_object_id(given_id, runtime.workspace_id, "--object-id")
+    credentials = runtime.assets.media_credentials(object_id)
+    check_media_base_url(credentials.media_base_url, runtime.settings.media_allowed_hosts)
+    return f"upload credentials issued; media service at {credentials.media_base_url}"
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Each check in turn, with a fix hint for the first that fails (later ones depend on it)."""
-    runtime: Runtime | None = None
-
-    def settings() -> str:
-        nonlocal runtime
-        runtime = Runtime(Settings.from_env())
-        source = runtime.settings.atlassian_secret_id or "the ATLASSIAN_* environment variables"
-        return f"API {runtime.settings.assets_api_base_url}, credentials from {source}"
-
-    def secret() -> str:
-        assert runtime is not None
-        return f"{runtime.secrets.get().email}"
-
-    def workspace() -> str:
-        assert runtime is not None
-        secret = runtime.secrets.get()
-        how = f"discovered from {secret.site_url}" if not secret.workspace_id else "from the secret"
-        return f"{runtime.assets.workspace_id(secret)} ({how})"
-
-    def access() -> str:
-        assert runtime is not None
-        runtime.assets.aql(DOCTOR_QUERY, 1)
-        return "the API token may query this workspace (AQL)"
-
-    checks: list[tuple[str, Callable[[], str]]] = [
-        ("settings", settings),
-        ("secret", secret),
-        ("workspace", workspace),
-        ("access", access),
+    checks: list[tuple[str, Callable[[Runtime], str]]] = [
+        ("settings", check_settings),
+        ("secret", check_secret),
+        ("workspace", check_workspace),
+        ("access", check_access),
     ]
     if args.object_id:
-
-        def credentials() -> str:
-            assert runtime is not None
-            object_id = normalize_object_id(args.object_id, runtime.workspace_id, "--object-id")
-            creds = runtime.assets.media_credentials(object_id)
-            check_media_base_url(creds.media_base_url, runtime.settings.media_allowed_hosts)
-            return f"upload credentials issued; media service at {creds.media_base_url}"
-
-        checks.append((f"object {args.object_id}", credentials))
-    for name, check in checks:
-        try:
-            print(f"ok    {name}: {check()}")
-        except AttachError as e:
-            print(f"FAIL  {name}: {e}\n      fix: {_fix_hint(e)}")
-            return 1
+        checks.append((f"object {args.object_id}", lambda runtime: check_object(runtime, args.object_id)))
+    current = "settings"
+    try:
+        runtime = Runtime(Settings.from_env())
+        for current, check in checks:
+            print(f"ok    {current}: {check(runtime)}")
+    except AttachError as e:
+        print(f"FAIL  {current}: {e}\n      fix: {_fix_hint(e)}")
+        return 1
     return 0
 
 

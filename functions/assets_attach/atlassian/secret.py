@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from .errors import AttachError, ConfigError
+from ..errors import AttachError, ConfigError
 from .url_policy import UnsafeUrlError, vet_credential_url
 
 SECRET_MAX_AGE_SECONDS = 300

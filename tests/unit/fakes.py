@@ -1,0 +1,214 @@
+"""In-memory stand-ins for the job core's outside systems: the job store, the link lease, S3 and Atlassian.
+
+They keep the rules that matter to the job core (a stored record reads back as a JobRecord; a lease has a
+holder, an expiry and generations; a link makes an attachment before its reply can be lost) and nothing
+else. The integration tier proves the real adapters over the wire; these let the job core's rules be tested
+offline, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from assets_attach.atlassian.assets_client import Attachment
+from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
+from assets_attach.attach import Attacher
+from assets_attach.aws.job_store import JobExistsError
+from assets_attach.aws.link_lease import Lease, LinkBusyError
+from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
+from assets_attach.job_runner import JobRunner
+from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, now_iso
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def create(self, job_id: str, spec: JobSpec) -> None:
+        if job_id in self.items:
+            raise JobExistsError("a job with this id exists already", step="jobs")
+        stamp = now_iso()
+        self.items[job_id] = {
+            "jobId": job_id,
+            "status": "queued",
+            "origin": spec.origin,
+            "files": [{**f.model_dump(exclude_none=True), "status": "pending"} for f in spec.files],
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            **spec.model_dump(include={"objectId", "objectKey", "issueKey"}, exclude_none=True),
+        }
+
+    def create_if_absent(self, job_id: str, spec: JobSpec) -> bool:
+        try:
+            self.create(job_id, spec)
+        except JobExistsError:
+            return False
+        return True
+
+    def get(self, job_id: str) -> JobRecord | None:
+        item = self.items.get(job_id)
+        return JobRecord.model_validate(copy.deepcopy(item)) if item else None
+
+    def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None:
+        self.items[job_id].update(fields, **({"status": status} if status else {}))
+
+    def update_file(self, job_id: str, index: int, *, status: FileStatus | None = None, **fields: Any) -> None:
+        self.items[job_id]["files"][index].update(fields, **({"status": status} if status else {}))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeLeases:
+    clock: FakeClock
+    seconds: float = 180.0
+    holders: dict[str, tuple[str, float, int]] = field(default_factory=dict)  # object -> (holder, until, generation)
+    generations: dict[str, int] = field(default_factory=dict)
+    linked: dict[tuple[str, int], str | None] = field(default_factory=dict)
+
+    def acquire(self, object_id: str, holder: str) -> Lease:
+        current = self.holders.get(object_id)
+        if current and current[0] == holder:
+            self.holders[object_id] = (holder, self.clock() + self.seconds, current[2])
+            return Lease(object_id, holder, current[2])
+        self.check_free(object_id, holder)
+        generation = self.generations.get(object_id, 0) + 1
+        self.generations[object_id] = generation
+        self.holders[object_id] = (holder, self.clock() + self.seconds, generation)
+        return Lease(object_id, holder, generation)
+
+    def check_free(self, object_id: str, holder: str) -> None:
+        current = self.holders.get(object_id)
+        if current and current[0] != holder and current[1] >= self.clock():
+            raise LinkBusyError("busy", step="lease", retry_after=current[1] - self.clock())
+
+    def release(self, lease: Lease, outcomes: Mapping[int, str | None]) -> None:
+        for generation, attachment_id in outcomes.items():
+            self.linked[(lease.object_id, generation)] = attachment_id
+        if self.holders.get(lease.object_id, ("",))[0] == lease.holder:
+            del self.holders[lease.object_id]
+
+    def linked_between(self, object_id: str, after: int, before: int) -> set[str] | None:
+        made: set[str] = set()
+        for generation in range(after + 1, before):
+            if (object_id, generation) not in self.linked:
+                return None
+            attachment_id = self.linked[(object_id, generation)]
+            if attachment_id is not None:
+                made.add(attachment_id)
+        return made
+
+
+@dataclass
+class FakeSource:
+    name: str
+    data: bytes
+    content_type: str | None = "text/plain"
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def expected_md5(self) -> str | None:
+        return hashlib.md5(self.data).hexdigest()  # noqa: S324 - what an S3 ETag is
+
+    def chunks(self) -> Iterator[bytes]:
+        yield self.data
+
+
+class FakeS3:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.deleted: set[tuple[str, str]] = set()
+
+    def head_accepted(self, bucket: str, key: str, pin: dict[str, str]) -> FakeSource:
+        if (bucket, key) in self.deleted:
+            raise SourceDeletedError(f"s3://{bucket}/{key} was deleted", step="s3-head")
+        return FakeSource(key.rsplit("/", 1)[-1], self.objects[(bucket, key)])
+
+
+class FakeAtlassian:
+    """Steps 1 to 3 and the attachment list; ``lose_next_link_reply`` makes the next link happen and then
+    fail as a dropped connection would."""
+
+    def __init__(self) -> None:
+        self.attachments: dict[str, list[Attachment]] = {}
+        self.contents: dict[str, bytes] = {}
+        self.uploads: dict[str, bytes] = {}
+        self._ids = itertools.count(1)
+        self.lose_next_link_reply = False
+        self.on_link: Callable[[], None] | None = None
+
+    # -- AssetsClient
+    def media_credentials(self, object_id: str) -> MediaCredentials:
+        if object_id not in self.attachments:
+            raise ObjectNotFoundError(f"no object {object_id}", step="credentials", status=404)
+        return MediaCredentials.model_validate(
+            {"clientId": "c", "mediaBaseUrl": "https://api.media.atlassian.com", "mediaJwtToken": "jwt"}
+        )
+
+    def link(
+        self, object_id: str, *, filename: str, content_type: str, media_id: str, size: int, comment: str
+    ) -> Attachment:
+        if self.on_link:
+            self.on_link()
+        attachment = Attachment(id=str(next(self._ids)), filename=filename, filesize=f"{size} B")
+        self.attachments[object_id].append(attachment)
+        self.contents[attachment.id] = self.uploads[media_id]
+        if self.lose_next_link_reply:
+            self.lose_next_link_reply = False
+            raise AtlassianError("cannot reach Atlassian (ConnectionError)", step="link", retryable=True)
+        return attachment
+
+    def list_attachments(self, object_id: str) -> list[Attachment]:
+        return list(self.attachments[object_id])
+
+    def find_object_id(self, object_key: str) -> str:
+        raise ObjectNotFoundError(f"no object {object_key}", step="aql", field="objectKey")
+
+    # -- MediaUploader
+    def upload(
+        self,
+        credentials: MediaCredentials,
+        *,
+        filename: str,
+        content_type: str,
+        size: int,
+        open_chunks: Callable[[], Iterator[bytes]],
+    ) -> UploadedMedia:
+        media_id = f"media-{next(self._ids)}"
+        self.uploads[media_id] = b"".join(open_chunks())
+        return UploadedMedia(id=media_id, size=size)
+
+    def contents_of(self, object_id: str) -> list[bytes]:
+        return [self.contents[a.id] for a in self.attachments[object_id]]
+
+
+@dataclass
+class JobCore:
+    """A JobRunner wired to the fakes above."""
+
+    store: FakeStore = field(default_factory=FakeStore)
+    clock: FakeClock = field(default_factory=FakeClock)
+    s3: FakeS3 = field(default_factory=FakeS3)
+    atlassian: FakeAtlassian = field(default_factory=FakeAtlassian)
+    leases: FakeLeases = field(init=False)
+    runner: JobRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.leases = FakeLeases(self.clock)
+        fake: Any = self.atlassian
+        attacher = Attacher(fake, fake, max_file_size=1024**3)
+        self.runner = JobRunner(attacher, fake, cast(Any, self.s3), cast(Any, self.store), cast(Any, self.leases))

@@ -1,0 +1,186 @@
+"""The job core's rules, offline: the runner, the link recovery it carries out, deadlines and the retry table."""
+
+from __future__ import annotations
+
+import pytest
+from unit.fakes import JobCore
+
+from assets_attach import retry_policy
+from assets_attach.errors import AtlassianError, AttachError, BadRequestError, ContinueLaterError
+from assets_attach.job_runner import DeadlineError
+from assets_attach.jobs import JobFile, JobSpec
+
+OBJECT = "1234"
+PLENTY = 300.0
+
+
+def spec(core: JobCore, *files: tuple[str, bytes], object_id: str = OBJECT) -> JobSpec:
+    core.atlassian.attachments.setdefault(object_id, [])
+    wanted = []
+    for key, data in files:
+        core.s3.objects[("bkt", key)] = data
+        wanted.append(JobFile(bucket="bkt", key=key, filename=key.rsplit("/", 1)[-1], size=len(data)))
+    return JobSpec(objectId=object_id, files=wanted)
+
+
+def test_a_job_attaches_each_file_once_and_a_rerun_does_nothing() -> None:
+    core = JobCore()
+    job = spec(core, ("a.txt", b"aaa"), ("b.txt", b"bb"))
+
+    record = core.runner.run("j1", job, time_left=lambda: PLENTY)
+    again = core.runner.run("j1", job, time_left=lambda: PLENTY)
+
+    assert record.status == "succeeded" and again.status == "succeeded"
+    assert [f.status for f in record.files] == ["attached", "attached"]
+    assert core.atlassian.contents_of(OBJECT) == [b"aaa", b"bb"]
+    assert record.attempts == 1
+
+
+def test_a_lost_link_reply_is_recovered_by_adopting_the_attachment_it_made() -> None:
+    core = JobCore()
+    job = spec(core, ("a.txt", b"aaa"))
+    core.atlassian.lose_next_link_reply = True
+
+    with pytest.raises(AtlassianError) as lost:
+        core.runner.run("j1", job, time_left=lambda: PLENTY)
+    assert lost.value.retryable
+    linking = core.store.get("j1")
+    assert linking is not None and linking.files[0].status == "linking"
+    assert linking.files[0].linkMarker is not None and linking.files[0].linkMarker.afterId == 0
+
+    record = core.runner.run("j1", job, time_left=lambda: PLENTY)
+
+    assert record.status == "succeeded"
+    [attachment] = core.atlassian.attachments[OBJECT]
+    assert record.files[0].attachmentId == attachment.id
+    assert core.leases.holders == {}  # released
+
+
+def test_recovery_sets_aside_a_look_alike_another_job_linked_meanwhile() -> None:
+    core = JobCore()
+    mine = spec(core, ("a/report.pdf", b"A" * 10))
+    theirs = spec(core, ("b/report.pdf", b"B" * 10))
+    core.atlassian.lose_next_link_reply = True
+    with pytest.raises(AtlassianError):
+        core.runner.run("mine", mine, time_left=lambda: PLENTY)
+
+    assert core.runner.run("theirs", theirs, time_left=lambda: PLENTY).status == "succeeded"
+    record = core.runner.run("mine", mine, time_left=lambda: PLENTY)
+
+    assert record.status == "succeeded"
+    contents = {a.id: core.atlassian.contents[a.id] for a in core.atlassian.attachments[OBJECT]}
+    assert contents[record.files[0].attachmentId or ""] == b"A" * 10
+    assert len(contents) == 2
+
+
+def test_a_look_alike_of_unknown_origin_fails_the_file_instead_of_being_guessed() -> None:
+    core = JobCore()
+    mine = spec(core, ("a/report.pdf", b"A" * 10))
+    theirs = spec(core, ("b/report.pdf", b"B" * 10))
+    core.atlassian.lose_next_link_reply = True
+    with pytest.raises(AtlassianError):
+        core.runner.run("mine", mine, time_left=lambda: PLENTY)
+    core.atlassian.lose_next_link_reply = True  # the other job's reply is lost too, and it never comes back
+    with pytest.raises(AtlassianError):
+        core.runner.run("theirs", theirs, time_left=lambda: PLENTY)
+
+    record = core.runner.run("mine", mine, time_left=lambda: PLENTY)
+
+    assert record.status == "failed"
+    assert record.files[0].errorCode == "link_ambiguous"
+    assert len(core.atlassian.attachments[OBJECT]) == 2  # nothing more was linked
+
+
+def test_a_link_lost_before_it_happened_is_linked_again() -> None:
+    core = JobCore()
+    job = spec(core, ("a.txt", b"aaa"))
+
+    def lost_on_the_way() -> None:
+        core.atlassian.on_link = None
+        raise AtlassianError("cannot reach Atlassian (ConnectionError)", step="link", retryable=True)
+
+    core.atlassian.on_link = lost_on_the_way
+    with pytest.raises(AtlassianError):
+        core.runner.run("j1", job, time_left=lambda: PLENTY)
+    record = core.runner.run("j1", job, time_left=lambda: PLENTY)
+
+    assert record.status == "succeeded"
+    assert core.atlassian.contents_of(OBJECT) == [b"aaa"]
+
+
+def test_a_file_starts_only_with_time_for_it_and_the_job_continues_where_it_stopped() -> None:
+    core = JobCore()
+    job = spec(core, ("small.txt", b"s"), ("big.bin", b"b" * 1000))
+    calls = iter([PLENTY, 1.0])  # time for the first file, none for the second
+
+    with pytest.raises(DeadlineError) as deadline:
+        core.runner.run("j1", job, time_left=lambda: next(calls))
+    assert isinstance(deadline.value, ContinueLaterError)
+    assert core.atlassian.contents_of(OBJECT) == [b"s"]
+
+    record = core.runner.run("j1", job, time_left=lambda: PLENTY)
+
+    assert record.status == "succeeded"
+    assert core.atlassian.contents_of(OBJECT) == [b"s", b"b" * 1000]
+
+
+def test_a_taken_lease_stops_the_file_before_its_upload() -> None:
+    core = JobCore()
+    job = spec(core, ("a.txt", b"aaa"))
+    core.leases.acquire(OBJECT, "someone-else#0")
+
+    with pytest.raises(ContinueLaterError) as busy:
+        core.runner.run("j1", job, time_left=lambda: PLENTY)
+
+    assert busy.value.retry_after == pytest.approx(180.0)
+    assert core.atlassian.uploads == {}
+    core.clock.now += 181  # the other holder was killed; its lease runs out
+    assert core.runner.run("j1", job, time_left=lambda: PLENTY).status == "succeeded"
+
+
+def test_a_permanent_failure_of_one_file_fails_the_job_but_not_the_other_files() -> None:
+    core = JobCore()
+    job = spec(core, ("gone.txt", b"x"), ("kept.txt", b"y"))
+    core.s3.deleted.add(("bkt", "gone.txt"))
+
+    record = core.runner.run("j1", job, time_left=lambda: PLENTY)
+
+    assert record.status == "failed" and record.error == "1 of 2 file(s) failed"
+    assert [(f.status, f.errorCode) for f in record.files] == [("failed", "source_deleted"), ("attached", None)]
+
+
+def test_an_object_that_does_not_exist_fails_the_job() -> None:
+    core = JobCore()
+    job = JobSpec(objectKey="HW-404", files=[JobFile(bucket="bkt", key="a", filename="a", size=1)])
+    record = core.runner.run("j1", job, time_left=lambda: PLENTY)
+    assert record.status == "failed" and "HW-404" in (record.error or "")
+
+
+PASSING = AttachError("Atlassian answered 503", step="link", retryable=True)
+THROTTLED = AttachError("Atlassian answered 429", step="upload", retryable=True, retry_after=60)
+
+
+@pytest.mark.parametrize(
+    ("error", "inline_try", "receive_count", "last", "time_left", "action"),
+    [
+        (BadRequestError("bad"), 0, 1, False, PLENTY, "fail"),  # permanent: at once, whatever the receive
+        (BadRequestError("bad"), 0, 5, True, PLENTY, "fail"),
+        (DeadlineError("no time", step="deadline"), 0, 1, False, 5.0, "continue"),
+        (PASSING, 0, 1, False, PLENTY, "sleep"),  # a short wait is slept through
+        (PASSING, 2, 1, False, PLENTY, "hand_back"),  # but only twice per invocation
+        (PASSING, 0, 1, False, 20.0, "hand_back"),  # and not into the deadline
+        (THROTTLED, 0, 1, False, PLENTY, "hand_back"),  # a long Retry-After waits on the queue
+        (PASSING, 0, 5, True, PLENTY, "give_up"),  # the last receive: the job fails, the message goes on
+    ],
+)
+def test_the_retry_table(
+    error: AttachError, inline_try: int, receive_count: int, last: bool, time_left: float, action: str
+) -> None:
+    decision = retry_policy.decide(
+        error, inline_try=inline_try, receive_count=receive_count, last_receive=last, time_left=time_left
+    )
+    assert decision.action == action
+    if action == "hand_back" and error is THROTTLED:
+        assert decision.wait == 60
+    if action == "sleep":
+        assert 0 < decision.wait <= retry_policy.INLINE_WAIT_SECONDS
