@@ -14,7 +14,7 @@ SAM_STAMP     := $(SAM_VENV)/.installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install test lint build unit integration demo dev bench clean
+.PHONY: install test lint build unit integration demo dev bench reliability clean
 
 install: $(STAMP)
 
@@ -68,6 +68,11 @@ dev: install
 
 bench: install
 	$(PY) -m devstack.bench
+
+# The reliability suite in full (crash matrix, load with duplicates, fuzzing, rate limits, secret scan);
+# `make test` runs it at a reduced scale.
+reliability: install
+	$(PY) -m reliability --scale full
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache

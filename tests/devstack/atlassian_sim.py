@@ -1,7 +1,8 @@
 """A local stand-in for the Atlassian APIs that attach files to Jira Service Management Assets objects.
 
 One real HTTP/1.1 server on 127.0.0.1 plays both ``https://api.atlassian.com`` (the Assets API) and the Jira
-site, and it enforces what the real services enforce:
+site (a second listening socket plays the media download host, see below), and it enforces what the real services
+enforce:
 
 1. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}/credentials`` (Basic) -> media JWT + client id
 2. ``POST /media/file?name=...`` (Bearer + ``X-Client-Id``; or ``/media/file/binary`` when so configured) ->
@@ -10,9 +11,33 @@ site, and it enforces what the real services enforce:
 4. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> the object's attachments
 5. ``POST /jsm/assets/workspace/{W}/v1/object/aql`` (Basic) -> ``Key = "HW-42"`` style lookups
 6. ``GET  /rest/servicedeskapi/assets/workspace`` (Basic) -> workspace discovery
+7. ``GET  /rest/api/3/attachment/{id}`` (Basic) -> a Jira attachment's metadata (``id`` a number, as Jira's
+   AttachmentMetadata has it; 404 ``{"errorMessages": [...]}`` for an unknown id)
+8. ``GET  /rest/api/3/issue/{issueIdOrKey}?fields=attachment`` (Basic) -> ``{"id", "key", "fields": {"attachment":
+   [...]}}``, the attachments with ``id`` strings, as the issue's attachment field has them; 404 for an unknown issue
+9. ``GET  /rest/api/3/attachment/content/{id}`` (Basic) -> ``303 See Other`` to the media download host (10); with
+   ``?redirect=false`` the bytes themselves (``Content-Type`` the attachment's, exact ``Content-Length``)
+10. ``GET /media/file/{fileId}/binary?token=...&client=...&dl=true&name=...`` on the media download host -> the
+    bytes; only the short-lived signed token in the query (valid, unexpired, for that file, with its ``client``)
+    authorizes it, and a request that carries any ``Authorization`` header (Basic or Bearer) is refused with 401
+
+9 (with ``redirect=false``) and 10 stream the bytes from memory in chunks and answer one ``Range: bytes=N-``,
+``bytes=N-M`` or ``bytes=-K`` with ``206 Partial Content`` and ``Content-Range`` (416 when it starts past the end;
+any other ``Range`` is ignored, as RFC 9110 allows).
+
+The media download host is a second listening socket under another host name than the API's, as
+``api.media.atlassian.com`` is another host than the Jira site: ``127.0.0.2`` (all of 127.0.0.0/8 is loopback on
+Linux), else ``localhost`` where that address cannot be bound (macOS), or :attr:`AtlassianSimulator.media_download_host`
+when set before :meth:`AtlassianSimulator.start`. Clients drop credentials on a redirect to another host name
+(``requests`` strips ``Authorization`` in ``rebuild_auth``), so following the 303 works as with the real services,
+and a client that forwards its Basic credentials to the media host is refused. The download's ``token`` is recorded
+redacted in :attr:`AtlassianSimulator.requests`, and ``Authorization`` by its scheme only, as elsewhere. (Where an
+HTTP proxy is configured, ``NO_PROXY`` must cover the download host as well as 127.0.0.1, e.g. ``127.0.0.0/8``.)
 
 Faults (error statuses, ``Retry-After``, delays, dropped connections, replies lost after a successful link)
-are queued per step with :meth:`AtlassianSimulator.inject`.
+are queued per step with :meth:`AtlassianSimulator.inject`. Steps 7 to 10 are ``jira-attachment``, ``jira-issue``,
+``jira-content`` (including its 303) and ``media-download``; on the last two ``drop_after_bytes`` cuts the body
+after that many bytes.
 
 Run ``python -m devstack.atlassian_sim --port 0 --object 1234:HW-42`` to serve it from its own process: it
 prints one JSON line with its URLs and credentials, then serves until SIGTERM or SIGINT.
@@ -28,6 +53,7 @@ import hashlib
 import hmac
 import html
 import json
+import random
 import re
 import secrets
 import signal
@@ -44,11 +70,25 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-__all__ = ["STEPS", "AtlassianSimulator", "Fault", "SimAttachment", "SimRequest", "SimUpload"]
+__all__ = ["STEPS", "AtlassianSimulator", "Fault", "SimAttachment", "SimJiraAttachment", "SimRequest", "SimUpload"]
 
-STEPS = frozenset({"credentials", "upload", "link", "list", "aql", "workspace"})
+STEPS = frozenset(
+    {
+        "credentials",
+        "upload",
+        "link",
+        "list",
+        "aql",
+        "workspace",
+        "jira-attachment",
+        "jira-issue",
+        "jira-content",
+        "media-download",
+    }
+)
+_STREAMED_STEPS = frozenset({"jira-content", "media-download"})  # raw bytes, not JSON; faults cut their body
 
 READ_CHUNK = 1 << 20  # socket reads while streaming an upload
 HEAD_LIMIT = 64 << 10  # preamble + the part's headers must fit in this
@@ -56,6 +96,7 @@ SMALL_BODY_LIMIT = 10 << 20  # JSON bodies are read whole, up to this
 DRAIN_KEEPALIVE_LIMIT = 1 << 20  # an unread body up to this is read and dropped; a larger one closes
 LINGER_SECONDS = 30.0  # how long a rejected upload's body is still read (and dropped) after the answer
 IDLE_TIMEOUT = 60.0  # per-connection socket timeout
+WRITE_CHUNK = 1 << 20  # socket writes while streaming a download
 
 _BASIC_401 = {"code": 401, "message": "Unauthorized; scope does not match"}
 _AQL_RE = re.compile(
@@ -64,6 +105,13 @@ _AQL_RE = re.compile(
 _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _ASSETS_RE = re.compile(r"^/jsm/assets/workspace/([^/]+)/v1/(.*)$")
 _OBJECT_ATTACH_RE = re.compile(r"^attachments/object/([^/]+)(/credentials)?$")
+_JIRA_ATTACHMENT_RE = re.compile(r"^/rest/api/3/attachment/(content/)?([^/]+)$")
+_JIRA_ISSUE_RE = re.compile(r"^/rest/api/3/issue/([^/]+)$")
+_MEDIA_DOWNLOAD_RE = re.compile(r"^/media/file/([^/]+)/binary$")
+_ISSUE_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_SECRET_QUERY = frozenset({"token"})  # query parameters recorded redacted
+_DOWNLOAD_HOSTS = ("127.0.0.2", "localhost", "127.0.0.1")  # media download host candidates, another than the API's
 
 
 # --------------------------------------------------------------------------------------------- public types
@@ -77,7 +125,9 @@ class Fault:
     ``retry_after``: send ``Retry-After`` (whole numbers as an integer string).
     ``delay_seconds``: sleep before answering (after the request body has been read, when it is read).
     ``drop_after_bytes``: close the connection abruptly (RST) without answering; on ``upload`` after reading
-    that many body bytes, on other steps after reading the (small) request body.
+    that many body bytes, on other steps after reading the (small) request body. On ``jira-content`` and
+    ``media-download`` the answer is sent, and the connection closed after exactly that many bytes of its body,
+    short of its ``Content-Length`` (a 303 or error answer, which has no such body, is dropped unanswered).
     ``after_success``: ``link`` only; perform the real link, then answer ``status`` or drop.
     ``times``: how many requests of the step it applies to.
     """
@@ -117,12 +167,25 @@ class SimAttachment:
 
 
 @dataclass(frozen=True)
+class SimJiraAttachment:
+    id: str  # numeric, from "10000"
+    issue_key: str
+    filename: str
+    mime_type: str
+    size: int
+    sha256: str
+    media_file_id: str = ""  # the file's id on the media download host
+    created: str = ""
+
+
+@dataclass(frozen=True)
 class SimRequest:
     method: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]
     status: int | None  # None: the connection was dropped without an answer
+    at: float = 0.0  # time.monotonic() when it was answered (or dropped)
 
 
 @dataclass(frozen=True)
@@ -130,6 +193,23 @@ class _SimObject:
     object_id: str
     object_key: str
     label: str
+
+
+@dataclass(frozen=True)
+class _JiraIssue:
+    id: str
+    key: str
+
+
+@dataclass(frozen=True, eq=False)
+class _Body:
+    """A raw answer (the Jira content and media download steps): bytes written from memory in chunks, not JSON."""
+
+    data: memoryview
+    headers: dict[str, str]
+
+
+_Route = tuple[str, Callable[..., tuple[int, Any]], tuple[str, ...]]
 
 
 class _HttpError(Exception):
@@ -191,6 +271,63 @@ def _format_retry_after(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
 
 
+def _jira_time() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
+
+
+def _recorded_query(query: dict[str, str]) -> dict[str, str]:
+    """The query as recorded: secrets (the media download token) redacted."""
+    if _SECRET_QUERY.isdisjoint(query):
+        return query
+    return {name: "<redacted>" if name in _SECRET_QUERY and value else value for name, value in query.items()}
+
+
+def _wants_field(fields: str | None, name: str) -> bool:
+    """Jira's ``fields`` parameter: absent, ``*all`` or ``*navigable`` -> every field; ``-name`` leaves one out."""
+    if fields is None:
+        return True
+    wanted = {field.strip() for field in fields.split(",") if field.strip()}
+    if f"-{name}" in wanted:
+        return False
+    return bool(wanted & {name, "*all", "*navigable"})
+
+
+def _content_disposition(filename: str) -> str:
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``Range: bytes=N-``, ``bytes=N-M`` or ``bytes=-K`` -> (start, stop); None: send the whole body.
+
+    A header it does not take (another unit, several ranges, bad syntax) is ignored, as RFC 9110 lets a server
+    do; a range that starts at or past the end is answered 416 with ``Content-Range: bytes */size``.
+    """
+    match = _RANGE_RE.match(header or "")
+    if not match:
+        return None
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        if last and int(last) < start:
+            return None
+        stop = min(int(last) + 1, size) if last else size
+    elif last:
+        start, stop = max(size - int(last), 0), size
+        if int(last) == 0:
+            start = size
+    else:
+        return None
+    if start >= size:
+        raise _HttpError(
+            416,
+            {"errorMessages": [f"Range {header} is not satisfiable for {size} bytes"], "errors": {}},
+            {"Content-Range": f"bytes */{size}"},
+        )
+    return start, stop
+
+
 # --------------------------------------------------------------------------------------------- HTTP server
 
 
@@ -198,8 +335,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sim: AtlassianSimulator) -> None:
+    def __init__(self, address: tuple[str, int], sim: AtlassianSimulator, role: str = "api") -> None:
         self.sim = sim
+        self.role = role  # "api": the Assets API and the Jira site; "media-download": the media download host
         super().__init__(address, _Handler)
 
 
@@ -427,6 +565,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str) -> tuple[str, Callable[..., tuple[int, Any]], tuple[str, ...]] | None:
         sim = self.sim
+        if cast(_Server, self.server).role == "media-download":
+            return self._route_media_download(method, path)
+        if path.startswith("/rest/api/3/"):
+            return self._route_jira(method, path)
         if path == f"/media{sim.upload_path}":
             return ("upload", self._upload, ()) if method == "POST" else None
         if path == "/rest/servicedeskapi/assets/workspace":
@@ -449,12 +591,32 @@ class _Handler(BaseHTTPRequestHandler):
             return "link", self._link, (workspace, object_id)
         return None
 
+    def _route_jira(self, method: str, path: str) -> _Route | None:
+        if method != "GET":
+            return None
+        match = _JIRA_ATTACHMENT_RE.match(path)
+        if match:
+            attachment_id = unquote(match.group(2))
+            if match.group(1):
+                return "jira-content", self._jira_content, (attachment_id,)
+            return "jira-attachment", self._jira_attachment, (attachment_id,)
+        match = _JIRA_ISSUE_RE.match(path)
+        if match:
+            return "jira-issue", self._jira_issue, (unquote(match.group(1)),)
+        return None
+
+    def _route_media_download(self, method: str, path: str) -> _Route | None:
+        match = _MEDIA_DOWNLOAD_RE.match(path)
+        if not match or method != "GET":
+            return None
+        return "media-download", self._media_download, (unquote(match.group(1)),)
+
     def _record(self, status: int | None) -> None:
         if self._recorded is None:
             return
         method, path, query, headers = self._recorded
         self._recorded = None
-        self.sim._record(SimRequest(method, path, query, headers, status))
+        self.sim._record(SimRequest(method, path, query, headers, status, time.monotonic()))
 
     def _dispatch(self) -> None:
         self._delay = 0
@@ -465,7 +627,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._body_remaining = None
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        self._recorded = (self.command, url.path, query, self._recorded_headers(redact=True))
+        self._recorded = (self.command, url.path, _recorded_query(query), self._recorded_headers(redact=True))
         try:
             self._serve(url.path, query)
         except _HttpError as exc:
@@ -481,6 +643,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _error(404, f"No route for {self.command} {path}")
         step, handler, params = route
         fault = self.sim._take_fault(step)
+        if step in _STREAMED_STEPS:
+            self._serve_streamed(handler, params, query, fault)
+            return
         if step != "upload":
             body = self._read_small_body()
         if fault is not None:
@@ -506,6 +671,65 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply_fault(fault)
                 return
         self._reply(status, payload)
+
+    def _serve_streamed(
+        self,
+        handler: Callable[..., tuple[int, Any]],
+        params: tuple[str, ...],
+        query: dict[str, str],
+        fault: Fault | None,
+    ) -> None:
+        """The download steps: faults as in _serve, except that ``drop_after_bytes`` cuts the answer's body."""
+        body = self._read_small_body()
+        cut: int | None = None
+        if fault is not None:
+            self._delay = fault.delay_seconds
+            cut = fault.drop_after_bytes
+            if cut is None and fault.status is not None:
+                self._reply_fault(fault)
+                return
+        try:
+            status, answer = handler(*params, query=query, body=body)
+        except _HttpError:
+            if cut is None:
+                raise
+            self._drop(0)
+            return
+        self._reply_body(status, cast(_Body, answer), cut=cut)
+
+    def _reply_body(self, status: int, answer: _Body, *, cut: int | None = None) -> None:
+        """Answer raw bytes, written from the memoryview in chunks; ``cut``: close after that many body bytes.
+
+        A cut body ends with a FIN rather than an RST, so that exactly ``cut`` bytes reach the client (an RST
+        would discard whatever still sits in the send buffer), short of the announced ``Content-Length``.
+        """
+        if self._delay > 0:
+            time.sleep(self._delay)
+            self._delay = 0
+        data = answer.data
+        if cut is not None and not len(data):
+            self._abort()
+            return
+        self.send_response(status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self._record(None if cut is not None else status)  # a cut body counts as a dropped connection
+        limit = len(data) if cut is None else min(cut, len(data))
+        sent = 0
+        try:
+            self.end_headers()
+            while sent < limit:
+                size = min(WRITE_CHUNK, limit - sent)
+                self.wfile.write(data[sent : sent + size])
+                sent += size
+        except OSError:
+            self.close_connection = True
+            return
+        if cut is not None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_WR)
 
     def _reply_fault(self, fault: Fault, *, close: bool = False) -> None:
         status = cast(int, fault.status)
@@ -685,6 +909,63 @@ class _Handler(BaseHTTPRequestHandler):
         beans = self.sim._link(object_id, wanted)
         return 201, beans
 
+    def _jira_attachment(self, attachment_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self._require_basic()
+        attachment, _data = self.sim._find_jira_attachment(attachment_id)
+        return 200, self.sim._jira_metadata(attachment)
+
+    def _jira_issue(self, issue_id_or_key: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self._require_basic()
+        sim = self.sim
+        issue = sim._find_issue(issue_id_or_key)
+        fields: dict[str, Any] = {}
+        if _wants_field(query.get("fields"), "attachment"):
+            fields["attachment"] = [sim._jira_bean(a) for a in sim.jira_attachments(issue.key)]
+        return 200, {
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+            "id": issue.id,
+            "self": f"{sim.base_url}/rest/api/3/issue/{issue.id}",
+            "key": issue.key,
+            "fields": fields,
+        }
+
+    def _jira_content(self, attachment_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, _Body]:
+        self._require_basic()
+        attachment, data = self.sim._find_jira_attachment(attachment_id)
+        if query.get("redirect", "").strip().lower() == "false":
+            return self._content_answer(attachment, data)
+        return 303, _Body(memoryview(b""), {"Location": self.sim._download_url(attachment)})
+
+    def _media_download(self, file_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, _Body]:
+        if "Authorization" in self.headers:
+            raise _error(401, "Authorization is not accepted on a download URL; its token authorizes it")
+        token = query.get("token", "")
+        if not token:
+            raise _error(401, "The token query parameter is required")
+        claims = self.sim._verify_jwt(token)
+        access = claims.get("access")
+        granted = access.get(f"urn:filestore:file:{file_id}") if isinstance(access, dict) else None
+        if not isinstance(granted, list) or "read" not in granted:
+            raise _error(403, "The token does not grant read access to this file")
+        if query.get("client") != claims.get("clientId"):
+            raise _error(403, "The client query parameter does not match the token's client")
+        attachment, data = self.sim._find_media_file(file_id)
+        return self._content_answer(attachment, data)
+
+    def _content_answer(self, attachment: SimJiraAttachment, data: bytes) -> tuple[int, _Body]:
+        view = memoryview(data)
+        headers = {
+            "Content-Type": attachment.mime_type,
+            "Content-Disposition": _content_disposition(attachment.filename),
+            "Accept-Ranges": "bytes",
+        }
+        span = _byte_range(self.headers.get("Range"), len(view))
+        if span is None:
+            return 200, _Body(view, headers)
+        start, stop = span
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(view)}"
+        return 206, _Body(view[start:stop], headers)
+
     def _upload(self, query: dict[str, str]) -> tuple[int, Any]:
         """Check the headers, then stream the body through a one-part multipart parser."""
         claims = self._require_bearer()
@@ -853,7 +1134,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class AtlassianSimulator:
-    """The Assets attachment APIs, the media upload service and Jira's workspace discovery, on one port."""
+    """The Assets attachment APIs, media uploads and the Jira site on one port; media downloads on another."""
 
     def __init__(
         self,
@@ -881,6 +1162,12 @@ class AtlassianSimulator:
         # When set, the attachment list answers in pages of at most this many ({"values", "isLast", ...}, following
         # startAt/maxResults) instead of one array.
         self.list_page_size: int | None = None
+        # Rate limiting as Atlassian does it: this fraction of requests (of any step without a queued fault) is
+        # answered 429 with Retry-After: throttle_retry_after seconds. 0 turns it off.
+        self.throttle_fraction = 0.0
+        self.throttle_retry_after = 1.0
+        self._chance = random.Random(7)  # chaos, not cryptography
+        self.issued_tokens: list[str] = []  # every media JWT handed out (for scans that nothing leaked)
         self._jwt_key = secrets.token_bytes(32)
         self._lock = threading.RLock()
         self._objects: dict[str, _SimObject] = {}
@@ -896,6 +1183,20 @@ class AtlassianSimulator:
         self._connections_accepted = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # The media download host's name (see the module docstring): None picks one at start(), which sets it.
+        self.media_download_host: str | None = None
+        # How long the token of a media download URL (the content endpoint's 303) is valid.
+        self.download_token_ttl_seconds = 60.0
+        self._issues: dict[str, _JiraIssue] = {}
+        self._next_issue_id = 10000
+        self._jira_attachments: dict[str, SimJiraAttachment] = {}
+        self._jira_data: dict[str, bytes] = {}  # attachment id -> content, as given
+        self._media_files: dict[str, str] = {}  # media file id -> attachment id
+        self._next_jira_attachment_id = 10000
+        self._jira_account_id = f"712020:{uuid.uuid4()}"
+        self._download_jti: set[str] = set()
+        self._download_server: _Server | None = None
+        self._download_thread: threading.Thread | None = None
 
     # ----------------------------------------------------------------------------------------- lifecycle
 
@@ -904,6 +1205,11 @@ class AtlassianSimulator:
             return self
         server = _Server((self.host, self.port), self)
         self.port = server.server_address[1]
+        try:
+            self._start_media_download()
+        except OSError:
+            server.server_close()
+            raise
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="atlassian-sim", daemon=True
@@ -917,6 +1223,7 @@ class AtlassianSimulator:
             return
         server.shutdown()
         server.server_close()
+        self._stop_media_download()
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
@@ -925,6 +1232,38 @@ class AtlassianSimulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def _start_media_download(self) -> None:
+        """Serve the media download host on its own socket, under another host name than the API's."""
+        if self.media_download_host is not None:
+            candidates = [self.media_download_host]
+        else:
+            candidates = [host for host in _DOWNLOAD_HOSTS if host != self.host]
+        failure: OSError | None = None
+        for host in candidates:
+            try:
+                server = _Server((host, 0), self, role="media-download")
+            except OSError as exc:  # 127.0.0.2 is not configured on macOS' loopback
+                failure = exc
+                continue
+            self.media_download_host = host
+            self._download_server = server
+            self._download_thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="atlassian-sim-media", daemon=True
+            )
+            self._download_thread.start()
+            return
+        raise failure or OSError(f"no address to serve media downloads on: {candidates}")
+
+    def _stop_media_download(self) -> None:
+        server, self._download_server = self._download_server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._download_thread is not None:
+            self._download_thread.join(timeout=5)
+            self._download_thread = None
 
     def __enter__(self) -> AtlassianSimulator:
         return self.start()
@@ -943,6 +1282,14 @@ class AtlassianSimulator:
     @property
     def media_base_url(self) -> str:
         return self.base_url + "/media"
+
+    @property
+    def media_download_base_url(self) -> str:
+        """Where the content endpoint's 303 points: ``http://{media_download_host}:{its port}/media``."""
+        server = self._download_server
+        if server is None:
+            raise RuntimeError("the simulator is not running; call start()")
+        return f"http://{self.media_download_host}:{server.server_address[1]}/media"
 
     @property
     def api_token(self) -> str:
@@ -999,6 +1346,63 @@ class AtlassianSimulator:
         with self._lock:
             self._api_token = token
 
+    def add_issue(self, issue_key: str) -> None:
+        """A Jira issue (ids count from 10000); adding a key again changes nothing."""
+        if not _ISSUE_KEY_RE.match(issue_key):
+            raise ValueError(f"not a Jira issue key: {issue_key!r}")
+        with self._lock:
+            if issue_key not in self._issues:
+                self._issues[issue_key] = _JiraIssue(str(self._next_issue_id), issue_key)
+                self._next_issue_id += 1
+
+    def add_jira_attachment(
+        self, issue_key: str, filename: str, data: bytes, mime_type: str = "application/octet-stream"
+    ) -> str:
+        """Attach ``data`` (held as given, served from a memoryview) to the issue, adding the issue if new.
+
+        Returns the attachment's id, a numeric string counting from "10000".
+        """
+        if not filename:
+            raise ValueError("a filename is required")
+        if not mime_type.isascii() or not mime_type.isprintable() or "/" not in mime_type:
+            raise ValueError(f"not a MIME type: {mime_type!r}")
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            self.add_issue(issue_key)
+            attachment = SimJiraAttachment(
+                id=str(self._next_jira_attachment_id),
+                issue_key=issue_key,
+                filename=filename,
+                mime_type=mime_type,
+                size=len(data),
+                sha256=digest,
+                media_file_id=str(uuid.uuid4()),
+                created=_jira_time(),
+            )
+            self._next_jira_attachment_id += 1
+            self._jira_attachments[attachment.id] = attachment
+            self._jira_data[attachment.id] = data
+            self._media_files[attachment.media_file_id] = attachment.id
+        return attachment.id
+
+    def jira_attachments(self, issue_key: str) -> list[SimJiraAttachment]:
+        with self._lock:
+            return [a for a in self._jira_attachments.values() if a.issue_key == issue_key.upper()]
+
+    def delete_jira_attachment(self, attachment_id: str) -> None:
+        """As a Jira user deletes one: its metadata, content and media download answer 404 from now on."""
+        with self._lock:
+            attachment = self._jira_attachments.pop(str(attachment_id), None)
+            if attachment is None:
+                raise KeyError(f"no Jira attachment {attachment_id}")
+            del self._jira_data[attachment.id]
+            del self._media_files[attachment.media_file_id]
+
+    def expire_download_tokens(self) -> None:
+        """Expire the media download tokens handed out so far (``expire_tokens`` expires them as well)."""
+        with self._lock:
+            self._expired_jti |= self._download_jti
+
     # ----------------------------------------------------------------------------------------- internals
 
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -1017,6 +1421,8 @@ class AtlassianSimulator:
         with self._lock:
             queue = self._faults[step]
             if not queue:
+                if self.throttle_fraction and self._chance.random() < self.throttle_fraction:
+                    return Fault(status=429, retry_after=self.throttle_retry_after)
                 return None
             entry = queue[0]
             entry[1] -= 1
@@ -1056,9 +1462,11 @@ class AtlassianSimulator:
         header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
         payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
         signature = hmac.new(self._jwt_key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        token = f"{header}.{payload}.{_b64url(signature)}"
         with self._lock:
             self._issued_jti.add(jti)
-        return f"{header}.{payload}.{_b64url(signature)}"
+            self.issued_tokens.append(token)
+        return token
 
     def _verify_jwt(self, token: str) -> dict[str, Any]:
         parts = token.split(".")
@@ -1081,6 +1489,94 @@ class AtlassianSimulator:
         if revoked or not isinstance(exp, int | float) or time.time() >= exp:
             raise _error(401, "JWT token has expired")
         return claims
+
+    def _issue_download_token(self, media_file_id: str) -> str:
+        now = int(time.time())
+        jti = str(uuid.uuid4())
+        claims = {
+            "iss": self.client_id,
+            "clientId": self.client_id,
+            "access": {f"urn:filestore:file:{media_file_id}": ["read"]},
+            "iat": now,
+            "nbf": now,
+            "exp": int(now + self.download_token_ttl_seconds),
+            "jti": jti,
+        }
+        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        signature = hmac.new(self._jwt_key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        token = f"{header}.{payload}.{_b64url(signature)}"
+        with self._lock:
+            self._issued_jti.add(jti)
+            self._download_jti.add(jti)
+            self.issued_tokens.append(token)
+        return token
+
+    def _download_url(self, attachment: SimJiraAttachment) -> str:
+        params = {
+            "token": self._issue_download_token(attachment.media_file_id),
+            "client": self.client_id,
+            "dl": "true",
+            "name": attachment.filename,
+        }
+        query = urlencode(params, quote_via=quote)
+        return f"{self.media_download_base_url}/file/{attachment.media_file_id}/binary?{query}"
+
+    def _find_jira_attachment(self, attachment_id: str) -> tuple[SimJiraAttachment, bytes]:
+        with self._lock:
+            attachment = self._jira_attachments.get(attachment_id)
+            if attachment is None:
+                raise _error(404, f"The attachment with id '{attachment_id}' does not exist")
+            return attachment, self._jira_data[attachment.id]
+
+    def _find_media_file(self, media_file_id: str) -> tuple[SimJiraAttachment, bytes]:
+        with self._lock:
+            attachment_id = self._media_files.get(media_file_id)
+            if attachment_id is None:
+                raise _error(404, f"File {media_file_id} not found")
+            return self._jira_attachments[attachment_id], self._jira_data[attachment_id]
+
+    def _find_issue(self, issue_id_or_key: str) -> _JiraIssue:
+        with self._lock:
+            for issue in self._issues.values():
+                if issue_id_or_key in (issue.id, issue.key) or issue_id_or_key.upper() == issue.key:
+                    return issue
+        raise _error(404, "Issue does not exist or you do not have permission to see it.")
+
+    def _jira_author(self) -> dict[str, Any]:
+        return {
+            "self": f"{self.base_url}/rest/api/3/user?accountId={self._jira_account_id}",
+            "accountId": self._jira_account_id,
+            "displayName": "Simulator Bot",
+            "active": True,
+            "timeZone": "Etc/UTC",
+            "accountType": "atlassian",
+        }
+
+    def _jira_bean(self, attachment: SimJiraAttachment) -> dict[str, Any]:
+        """An attachment as the issue's ``attachment`` field lists it (``id`` a string)."""
+        base = self.base_url
+        bean: dict[str, Any] = {
+            "self": f"{base}/rest/api/3/attachment/{attachment.id}",
+            "id": attachment.id,
+            "filename": attachment.filename,
+            "author": self._jira_author(),
+            "created": attachment.created,
+            "size": attachment.size,
+            "mimeType": attachment.mime_type,
+            "content": f"{base}/rest/api/3/attachment/content/{attachment.id}",
+        }
+        if attachment.mime_type.lower().startswith("image/"):
+            bean["thumbnail"] = f"{base}/rest/api/3/attachment/thumbnail/{attachment.id}"
+        return bean
+
+    def _jira_metadata(self, attachment: SimJiraAttachment) -> dict[str, Any]:
+        """An attachment as ``GET /rest/api/3/attachment/{id}`` answers (AttachmentMetadata: ``id`` a number)."""
+        bean = self._jira_bean(attachment)
+        bean["id"] = int(attachment.id)
+        bean["mediaApiFileId"] = attachment.media_file_id
+        bean["properties"] = {}
+        return bean
 
     def _add_upload(self, upload: SimUpload) -> None:
         with self._lock:
@@ -1153,6 +1649,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jwt-ttl", type=float, default=900)
     parser.add_argument("--upload-path", default="/file")
     parser.add_argument(
+        "--media-download-host", default=None, help="host name of the media download host (default: 127.0.0.2)"
+    )
+    parser.add_argument(
         "--object", action="append", default=[], metavar="ID[:KEY[:LABEL]]", help="an Assets object (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -1165,6 +1664,7 @@ def main(argv: list[str] | None = None) -> int:
         jwt_ttl_seconds=args.jwt_ttl,
         upload_path=args.upload_path,
     )
+    sim.media_download_host = args.media_download_host
     for spec in args.object:
         object_id, _, rest = spec.partition(":")
         key, _, label = rest.partition(":")

@@ -110,6 +110,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - what API Gateway answers when the function fails
             reply = {"statusCode": 502, "headers": {}, "body": '{"message": "Internal server error"}'}
         payload = (reply.get("body") or "").encode()
+        self.server.answers.append(payload)
         self.send_response(int(reply["statusCode"]))
         for name, value in (reply.get("headers") or {}).items():
             self.send_header(name, value)
@@ -117,7 +118,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _invoke
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _invoke
 
 
 class _ApiServer(ThreadingHTTPServer):
@@ -126,6 +127,7 @@ class _ApiServer(ThreadingHTTPServer):
 
     daemon_threads = True
     environment = threading.Lock()
+    answers: list[bytes]  # every body answered, for scans of what the API gave away
 
 
 class LocalApi:
@@ -133,7 +135,13 @@ class LocalApi:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _ApiServer((host, port), _ApiHandler)
+        self._server.answers = []
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="local-api")
+
+    @property
+    def answers(self) -> list[bytes]:
+        """Every response body the API has sent."""
+        return self._server.answers
 
     @property
     def url(self) -> str:

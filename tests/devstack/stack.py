@@ -157,10 +157,12 @@ class LocalStack:
         attrs = self.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
-    def enable_s3_notifications(self, prefix: str = "attachments/") -> None:
-        """As template.yaml wires it: ObjectCreated under the prefix goes to the jobs queue."""
+    def enable_s3_notifications(self, prefix: str = "attachments/", queue_url: str | None = None) -> None:
+        """As template.yaml wires it: ObjectCreated under the prefix goes to the jobs queue (or ``queue_url``)."""
         sqs = self.client("sqs")
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url or self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]
         self.client("s3").put_bucket_notification_configuration(
             Bucket=self.bucket,
             NotificationConfiguration={

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -14,11 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 
-from devstack.atlassian_sim import AtlassianSimulator, Fault
+from devstack.atlassian_sim import STEPS, AtlassianSimulator, Fault
 
 OBJ = "1234"
 OTHER = "5678"
@@ -598,6 +602,470 @@ def test_inject_validates_its_arguments(sim: AtlassianSimulator) -> None:
         sim.inject("download", Fault(status=500))
     with pytest.raises(ValueError, match="link"):
         sim.inject("upload", Fault(status=500, after_success=True))
+
+
+# --------------------------------------------------------------------------------------------- Jira attachments
+
+ISSUE = "HW-7"
+
+
+@pytest.fixture
+def jira(sim: AtlassianSimulator) -> dict[str, bytes]:
+    """Two attachments on ISSUE, by id: a PDF of 300 kB with a Unicode name, and a small PNG."""
+    pdf = os.urandom(300_000)
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(500)
+    sim.add_issue(ISSUE)
+    return {
+        sim.add_jira_attachment(ISSUE, "Prüfbericht 2026.pdf", pdf, "application/pdf"): pdf,
+        sim.add_jira_attachment(ISSUE, "photo.png", png, "image/png"): png,
+    }
+
+
+def jira_url(sim: AtlassianSimulator, suffix: str) -> str:
+    return f"{sim.base_url}/rest/api/3/{suffix}"
+
+
+def redirect_location(http: requests.Session, sim: AtlassianSimulator, attachment_id: str) -> str:
+    response = http.get(
+        jira_url(sim, f"attachment/content/{attachment_id}"), auth=basic(sim), allow_redirects=False, timeout=10
+    )
+    assert response.status_code == 303, response.text
+    location: str = response.headers["Location"]
+    return location
+
+
+def raw_get(url: str) -> tuple[bytes, bytes]:
+    """GET url on a fresh socket, read until the server closes it: (status line and headers, body)."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    head = f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):
+            while data := sock.recv(65536):
+                chunks.append(data)
+    answer = b"".join(chunks)
+    header, _, body = answer.partition(b"\r\n\r\n")
+    return header, body
+
+
+def test_jira_control_methods(sim: AtlassianSimulator) -> None:
+    sim.add_issue("HW-1")
+    sim.add_issue("HW-1")  # again: nothing changes
+    first = sim.add_jira_attachment("HW-1", "a.txt", b"abc", "text/plain")
+    second = sim.add_jira_attachment("HW-2", "b.bin", b"")  # a new issue is added on the way
+    assert (first, second) == ("10000", "10001")
+    [stored] = sim.jira_attachments("HW-1")
+    assert (stored.id, stored.issue_key, stored.filename, stored.mime_type, stored.size) == (
+        "10000",
+        "HW-1",
+        "a.txt",
+        "text/plain",
+        3,
+    )
+    assert stored.sha256 == hashlib.sha256(b"abc").hexdigest()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stored.size = 4  # type: ignore[misc]
+    assert [a.mime_type for a in sim.jira_attachments("HW-2")] == ["application/octet-stream"]
+    sim.delete_jira_attachment(first)
+    assert sim.jira_attachments("HW-1") == []
+    with pytest.raises(KeyError):
+        sim.delete_jira_attachment(first)
+    for key in ("hw-1", "HW", "HW-0", "HW 1"):
+        with pytest.raises(ValueError, match="issue key"):
+            sim.add_issue(key)
+
+
+def test_jira_attachment_metadata(http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]) -> None:
+    pdf_id, png_id = jira
+    url = jira_url(sim, f"attachment/{pdf_id}")
+    for auth in (None, (sim.email, "wrong-token"), ("someone@example.com", sim.api_token)):
+        response = http.get(url, auth=auth, timeout=10)
+        assert response.status_code == 401
+        assert response.json() == {"code": 401, "message": "Unauthorized; scope does not match"}
+    response = http.get(url, auth=basic(sim), timeout=10)
+    assert response.status_code == 200
+    meta = response.json()
+    assert meta["self"] == url
+    assert meta["id"] == int(pdf_id) == 10000  # a number, as Jira's AttachmentMetadata has it
+    assert meta["filename"] == "Prüfbericht 2026.pdf"
+    assert meta["size"] == 300_000
+    assert meta["mimeType"] == "application/pdf"
+    assert meta["content"] == jira_url(sim, f"attachment/content/{pdf_id}")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", meta["created"])
+    assert meta["author"]["displayName"] and meta["author"]["accountId"]
+    assert meta["mediaApiFileId"] == sim.jira_attachments(ISSUE)[0].media_file_id
+    assert "thumbnail" not in meta
+    png = http.get(jira_url(sim, f"attachment/{png_id}"), auth=basic(sim), timeout=10).json()
+    assert png["thumbnail"] == jira_url(sim, f"attachment/thumbnail/{png_id}")
+
+
+def test_jira_issue_lists_its_attachments(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id, png_id = jira
+    sim.add_issue("HW-8")
+    url = jira_url(sim, f"issue/{ISSUE}")
+    assert http.get(url, params={"fields": "attachment"}, timeout=10).status_code == 401
+    response = http.get(url, params={"fields": "attachment"}, auth=basic(sim), timeout=10)
+    assert response.status_code == 200
+    issue = response.json()
+    assert (issue["id"], issue["key"]) == ("10000", ISSUE)
+    assert issue["self"] == jira_url(sim, "issue/10000")
+    listed = issue["fields"]["attachment"]
+    assert [(a["id"], a["filename"], a["size"], a["mimeType"]) for a in listed] == [
+        (pdf_id, "Prüfbericht 2026.pdf", 300_000, "application/pdf"),
+        (png_id, "photo.png", len(jira[png_id]), "image/png"),
+    ]
+    assert listed[0]["content"] == jira_url(sim, f"attachment/content/{pdf_id}")
+    for other in ("10000", ISSUE.lower()):  # by id, or by a key in lower case
+        same = http.get(jira_url(sim, f"issue/{other}"), params={"fields": "attachment"}, auth=basic(sim), timeout=10)
+        assert same.json() == issue
+    without = http.get(url, params={"fields": "summary,-attachment"}, auth=basic(sim), timeout=10)
+    assert without.json()["fields"] == {}
+    empty = http.get(jira_url(sim, "issue/HW-8"), params={"fields": "attachment"}, auth=basic(sim), timeout=10)
+    assert empty.json()["fields"] == {"attachment": []}
+    missing = http.get(jira_url(sim, "issue/HW-99"), params={"fields": "attachment"}, auth=basic(sim), timeout=10)
+    assert missing.status_code == 404
+    assert missing.json()["errorMessages"] == ["Issue does not exist or you do not have permission to see it."]
+
+
+@pytest.mark.parametrize(
+    "suffix", ["attachment/99999", "attachment/content/99999", "attachment/content/99999?redirect=false"]
+)
+def test_unknown_jira_attachment_is_404(http: requests.Session, sim: AtlassianSimulator, suffix: str) -> None:
+    response = http.get(jira_url(sim, suffix), auth=basic(sim), allow_redirects=False, timeout=10)
+    assert response.status_code == 404
+    assert response.json()["errorMessages"] == ["The attachment with id '99999' does not exist"]
+
+
+def test_content_without_redirect_streams_the_bytes(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    url = jira_url(sim, f"attachment/content/{pdf_id}")
+    assert http.get(url, params={"redirect": "false"}, timeout=10).status_code == 401
+    response = http.get(url, params={"redirect": "false"}, auth=basic(sim), timeout=10)
+    assert response.status_code == 200
+    assert response.history == []
+    assert response.content == jira[pdf_id]
+    assert response.headers["Content-Length"] == "300000"
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert response.headers["Content-Disposition"].endswith("filename*=UTF-8''Pr%C3%BCfbericht%202026.pdf")
+    seen = sim.requests[-1]
+    assert (seen.path, seen.query, seen.status) == (
+        f"/rest/api/3/attachment/content/{pdf_id}",
+        {"redirect": "false"},
+        200,
+    )
+    assert seen.headers["Authorization"] == "Basic"
+
+
+def test_content_redirects_to_another_host_with_a_token(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    assert http.get(jira_url(sim, f"attachment/content/{pdf_id}"), allow_redirects=False, timeout=10).status_code == 401
+    location = redirect_location(http, sim, pdf_id)
+    [stored, _] = sim.jira_attachments(ISSUE)
+    parts = urlsplit(location)
+    assert parts.hostname == sim.media_download_host != sim.host
+    assert location.startswith(f"{sim.media_download_base_url}/file/{stored.media_file_id}/binary?")
+    query = dict(parse_qsl(parts.query))
+    assert set(query) == {"token", "client", "dl", "name"}
+    assert (query["client"], query["dl"], query["name"]) == (sim.client_id, "true", "Prüfbericht 2026.pdf")
+    claims = jwt_claims(query["token"])
+    assert claims["access"] == {f"urn:filestore:file:{stored.media_file_id}": ["read"]}
+    assert claims["exp"] - claims["iat"] == 60
+    assert query["token"] in sim.issued_tokens  # for the scans that nothing leaked
+    response = http.get(location, timeout=10)
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == stored.sha256
+    assert response.headers["Content-Length"] == "300000"
+    assert response.headers["Content-Type"] == "application/pdf"
+    seen = sim.requests[-1]
+    assert (seen.path, seen.status) == (f"/media/file/{stored.media_file_id}/binary", 200)
+    assert seen.query == {**query, "token": "<redacted>"}
+    assert seen.headers["Host"] == parts.netloc
+
+
+def test_following_the_redirect_drops_the_basic_credentials(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    url = jira_url(sim, f"attachment/content/{pdf_id}")
+    # requests strips Authorization on a redirect to another host name (Session.rebuild_auth).
+    assert http.should_strip_auth(url, redirect_location(http, sim, pdf_id))
+    response = http.get(url, auth=basic(sim), timeout=10)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [303]
+    assert response.content == jira[pdf_id]
+    http.auth = basic(sim)  # credentials held by the session are not sent to the media host either
+    assert http.get(url, timeout=10).content == jira[pdf_id]
+    downloads = [r for r in sim.requests if r.path.startswith("/media/")]
+    contents = [r for r in sim.requests if r.path.startswith("/rest/")]
+    assert len(downloads) == 2 and all(r.status == 200 for r in downloads)
+    assert all("Authorization" not in r.headers for r in downloads)
+    assert all(r.headers["Authorization"] == "Basic" for r in contents)
+    recorded = repr(sim.requests)
+    secrets = [sim.api_token, base64.b64encode(f"{sim.email}:{sim.api_token}".encode()).decode(), *sim.issued_tokens]
+    assert not [s for s in secrets if s in recorded]
+
+
+def test_download_refuses_any_authorization_header(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    location = redirect_location(http, sim, pdf_id)
+    forwarded = http.get(location, auth=basic(sim), timeout=10)  # a client that re-sends Basic to the media host
+    assert forwarded.status_code == 401
+    assert "Authorization" in forwarded.json()["errorMessages"][0]
+    assert sim.requests[-1].headers["Authorization"] == "Basic"
+    bearer = http.get(
+        location, headers={"Authorization": f"Bearer {credentials(http, sim)['mediaJwtToken']}"}, timeout=10
+    )
+    assert bearer.status_code == 401
+    assert sim.requests[-1].headers["Authorization"] == "Bearer"
+    assert http.get(location, timeout=10).content == jira[pdf_id]  # the same URL without it works
+
+
+def test_download_token_checks(http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]) -> None:
+    pdf_id, png_id = jira
+    location = redirect_location(http, sim, pdf_id)
+    token = dict(parse_qsl(urlsplit(location).query))["token"]
+    other_file = redirect_location(http, sim, png_id).split("?", 1)[0]
+
+    def status(url: str) -> int:
+        return http.get(url, timeout=10).status_code
+
+    assert status(location.replace(f"token={token}&", "")) == 401
+    assert status(location.replace(token, token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB"))) == 401
+    assert status(location.replace(f"client={sim.client_id}", "client=someone-else")) == 403
+    assert status(other_file + "?" + location.split("?", 1)[1]) == 403  # a token for another file
+    upload_jwt = credentials(http, sim)["mediaJwtToken"]
+    assert status(location.replace(token, upload_jwt)) == 403  # signed by the simulator, but no read access
+    assert status(location) == 200
+
+
+def test_expired_download_tokens_are_refused(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    location = redirect_location(http, sim, pdf_id)
+    sim.expire_download_tokens()
+    response = http.get(location, timeout=10)
+    assert response.status_code == 401
+    assert "expired" in response.json()["errorMessages"][0]
+    fresh = redirect_location(http, sim, pdf_id)  # a new redirect carries a new token
+    assert http.get(fresh, timeout=10).content == jira[pdf_id]
+    sim.expire_tokens()  # expires download tokens as well as upload JWTs
+    assert http.get(fresh, timeout=10).status_code == 401
+    sim.download_token_ttl_seconds = 0
+    assert http.get(redirect_location(http, sim, pdf_id), timeout=10).status_code == 401
+
+
+def test_deleted_attachment_is_gone_everywhere(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id, png_id = jira
+    location = redirect_location(http, sim, pdf_id)
+    sim.delete_jira_attachment(pdf_id)
+    assert http.get(location, timeout=10).status_code == 404
+    for suffix in (f"attachment/{pdf_id}", f"attachment/content/{pdf_id}"):
+        assert http.get(jira_url(sim, suffix), auth=basic(sim), allow_redirects=False, timeout=10).status_code == 404
+    issue = http.get(jira_url(sim, f"issue/{ISSUE}"), params={"fields": "attachment"}, auth=basic(sim), timeout=10)
+    assert [a["id"] for a in issue.json()["fields"]["attachment"]] == [png_id]
+
+
+def test_api_and_media_download_hosts_serve_their_own_routes(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    location = redirect_location(http, sim, pdf_id)
+    on_api_host = location.replace(sim.media_download_base_url, sim.media_base_url)
+    assert http.get(on_api_host, timeout=10).status_code == 404
+    media_root = sim.media_download_base_url.removesuffix("/media")
+    on_media_host = http.get(f"{media_root}/rest/api/3/attachment/{pdf_id}", auth=basic(sim), timeout=10)
+    assert on_media_host.status_code == 404
+    assert http.get(jira_url(sim, f"attachment/{pdf_id}"), auth=basic(sim), timeout=10).status_code == 200
+    assert http.delete(jira_url(sim, f"attachment/{pdf_id}"), auth=basic(sim), timeout=10).status_code == 404
+
+
+def test_media_download_host_can_be_named(http: requests.Session) -> None:
+    with AtlassianSimulator() as default:
+        # 127.0.0.2 where it can be bound (Linux: all of 127.0.0.0/8 is loopback), else localhost (macOS).
+        assert default.media_download_host in ("127.0.0.2", "localhost")
+        assert default.media_download_host != default.host
+    named = AtlassianSimulator()
+    named.media_download_host = "localhost"  # what start() falls back to where 127.0.0.2 cannot be bound
+    with named:
+        attachment_id = named.add_jira_attachment("HW-1", "a.bin", b"0123456789")
+        location = redirect_location(http, named, attachment_id)
+        assert urlsplit(location).hostname == "localhost"
+        response = http.get(jira_url(named, f"attachment/content/{attachment_id}"), auth=basic(named), timeout=10)
+        assert response.content == b"0123456789"
+        assert "Authorization" not in named.requests[-1].headers
+
+
+# --------------------------------------------------------------------------------------------- ranges
+
+
+@pytest.mark.parametrize("redirect", [True, False])
+@pytest.mark.parametrize(
+    ("spec", "start", "stop"),
+    [
+        ("bytes=1000-", 1000, 300_000),
+        ("bytes=1000-1999", 1000, 2000),
+        ("bytes=299999-", 299_999, 300_000),
+        ("bytes=0-999999", 0, 300_000),  # an end past the file is cut to it
+        ("bytes=-500", 299_500, 300_000),
+    ],
+)
+def test_range_requests(
+    http: requests.Session,
+    sim: AtlassianSimulator,
+    jira: dict[str, bytes],
+    redirect: bool,
+    spec: str,
+    start: int,
+    stop: int,
+) -> None:
+    pdf_id = next(iter(jira))
+    params = {} if redirect else {"redirect": "false"}
+    response = http.get(
+        jira_url(sim, f"attachment/content/{pdf_id}"),
+        params=params,
+        headers={"Range": spec},
+        auth=basic(sim),
+        timeout=10,
+    )
+    assert response.status_code == 206
+    assert len(response.history) == (1 if redirect else 0)
+    assert response.headers["Content-Range"] == f"bytes {start}-{stop - 1}/300000"
+    assert response.headers["Content-Length"] == str(stop - start)
+    assert response.content == jira[pdf_id][start:stop]
+    assert sim.requests[-1].status == 206
+
+
+@pytest.mark.parametrize("redirect", [True, False])
+def test_unsatisfiable_and_ignored_ranges(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes], redirect: bool
+) -> None:
+    pdf_id = next(iter(jira))
+    params = {} if redirect else {"redirect": "false"}
+
+    def get(spec: str) -> requests.Response:
+        url = jira_url(sim, f"attachment/content/{pdf_id}")
+        return http.get(url, params=params, headers={"Range": spec}, auth=basic(sim), timeout=10)
+
+    for spec in ("bytes=300000-", "bytes=400000-400010", "bytes=-0"):
+        response = get(spec)
+        assert response.status_code == 416
+        assert response.headers["Content-Range"] == "bytes */300000"
+    for spec in ("bytes=0-1,5-6", "items=0-1", "bytes=5-1", "bytes=x-"):  # ignored, as RFC 9110 allows
+        response = get(spec)
+        assert response.status_code == 200
+        assert response.content == jira[pdf_id]
+
+
+def test_large_download_is_streamed(http: requests.Session, sim: AtlassianSimulator) -> None:
+    content = os.urandom(64 << 20)
+    attachment_id = sim.add_jira_attachment("HW-1", "big.bin", content)
+    url = jira_url(sim, f"attachment/content/{attachment_id}")
+    with http.get(url, auth=basic(sim), stream=True, timeout=30) as response:
+        assert response.status_code == 200
+        hasher = hashlib.sha256()
+        for chunk in response.iter_content(1 << 20):
+            hasher.update(chunk)
+    assert hasher.hexdigest() == sim.jira_attachments("HW-1")[0].sha256
+
+
+# --------------------------------------------------------------------------------------------- Jira faults
+
+
+@pytest.mark.parametrize(
+    ("step", "suffix"),
+    [
+        ("jira-attachment", "attachment/{id}"),
+        ("jira-issue", f"issue/{ISSUE}?fields=attachment"),
+        ("jira-content", "attachment/content/{id}"),
+        ("jira-content", "attachment/content/{id}?redirect=false"),
+        ("media-download", "attachment/content/{id}"),
+    ],
+)
+def test_jira_status_faults(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes], step: str, suffix: str
+) -> None:
+    pdf_id = next(iter(jira))
+    url = jira_url(sim, suffix.format(id=pdf_id))
+    sim.inject(step, Fault(status=429, retry_after=2))
+    sim.inject(step, Fault(status=503))
+    answers = [http.get(url, auth=basic(sim), timeout=10) for _ in range(3)]
+    assert [(r.status_code, r.headers.get("Retry-After")) for r in answers] == [(429, "2"), (503, None), (200, None)]
+    assert answers[0].json()["errorMessages"] == ["Simulated fault: HTTP 429"]
+    if step == "media-download":
+        assert [len(r.history) for r in answers] == [1, 1, 1]  # the 303 was served, the download failed
+
+
+def test_drop_cuts_the_download_after_exactly_that_many_bytes(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    content = jira[pdf_id]
+    sim.inject("media-download", Fault(drop_after_bytes=100_000))
+    header, body = raw_get(redirect_location(http, sim, pdf_id))
+    assert header.startswith(b"HTTP/1.1 200 ")
+    assert b"Content-Length: 300000" in header
+    assert body == content[:100_000]
+    assert sim.requests[-1].status is None  # recorded as a dropped connection
+    # A client sees a broken body, then resumes where it stopped.
+    url = jira_url(sim, f"attachment/content/{pdf_id}")
+    sim.inject("media-download", Fault(drop_after_bytes=250_000))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        http.get(url, auth=basic(sim), timeout=10)
+    resumed = http.get(url, headers={"Range": "bytes=250000-"}, auth=basic(sim), timeout=10)
+    assert resumed.status_code == 206
+    assert hashlib.sha256(content[:250_000] + resumed.content).hexdigest() == hashlib.sha256(content).hexdigest()
+
+
+def test_drop_on_the_content_endpoint(http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]) -> None:
+    pdf_id = next(iter(jira))
+    url = jira_url(sim, f"attachment/content/{pdf_id}")
+    sim.inject("jira-content", Fault(drop_after_bytes=1000))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        http.get(url, params={"redirect": "false"}, auth=basic(sim), timeout=10)
+    sim.inject("jira-content", Fault(drop_after_bytes=1000))  # the 303 has no body: dropped unanswered
+    with pytest.raises(requests.exceptions.ConnectionError):
+        http.get(url, auth=basic(sim), timeout=10)
+    sim.inject("jira-content", Fault(drop_after_bytes=0))  # so is an error answer
+    with pytest.raises(requests.exceptions.ConnectionError):
+        http.get(url, timeout=10)
+    assert [r.status for r in sim.requests] == [None, None, None]
+    assert http.get(url, auth=basic(sim), timeout=10).content == jira[pdf_id]
+
+
+def test_drop_and_delay_on_the_jira_json_steps(
+    http: requests.Session, sim: AtlassianSimulator, jira: dict[str, bytes]
+) -> None:
+    pdf_id = next(iter(jira))
+    sim.inject("jira-attachment", Fault(drop_after_bytes=0))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        http.get(jira_url(sim, f"attachment/{pdf_id}"), auth=basic(sim), timeout=10)
+    sim.inject("jira-issue", Fault(delay_seconds=0.3))
+    started = time.monotonic()
+    assert http.get(jira_url(sim, f"issue/{ISSUE}"), auth=basic(sim), timeout=10).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_new_steps_can_be_injected(sim: AtlassianSimulator) -> None:
+    assert {"jira-attachment", "jira-issue", "jira-content", "media-download"} <= STEPS
+    for step in ("jira-attachment", "jira-issue", "jira-content", "media-download"):
+        sim.inject(step, Fault(status=500))
+        with pytest.raises(ValueError, match="link"):
+            sim.inject(step, Fault(status=500, after_success=True))
+    sim.clear_faults()
 
 
 # --------------------------------------------------------------------------------------------- command line

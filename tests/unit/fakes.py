@@ -19,7 +19,7 @@ from assets_attach.atlassian.assets_client import Attachment
 from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
 from assets_attach.attach import Attacher
 from assets_attach.aws.job_store import JobExistsError
-from assets_attach.aws.link_lease import Lease, LinkBusyError
+from assets_attach.aws.link_lease import Lease, lease_taken
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
 from assets_attach.job_runner import JobRunner
 from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, now_iso
@@ -91,7 +91,7 @@ class FakeLeases:
     def check_free(self, object_id: str, holder: str) -> None:
         current = self.holders.get(object_id)
         if current and current[0] != holder and current[1] >= self.clock():
-            raise LinkBusyError("busy", step="lease", retry_after=current[1] - self.clock())
+            raise lease_taken(object_id, current[1] - self.clock())
 
     def release(self, lease: Lease, outcomes: Mapping[int, str | None]) -> None:
         for generation, attachment_id in outcomes.items():

@@ -12,7 +12,8 @@ was lost, it records nothing. A worker that recovers from a lost reply takes the
 generation), sets aside what the generations in between made, and can then prove which attachment is its
 own; where a generation in between left no record, the answer is unknown and the worker does not guess.
 A worker killed while holding the lease leaves it to run out (LEASE_SECONDS); a job that finds the lease
-taken continues later, when it will have run out, without using up its receives.
+taken continues in a new message a few seconds later (at most MAX_BUSY_WAIT_SECONDS), without using up its
+receives.
 
 The item lives in the jobs table under ``link-lease:<objectId>`` (never a job id: job ids are hex) and expires
 with the table's TTL a day after its last use.
@@ -31,7 +32,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..errors import AttachError, ContinueLaterError
 
 LEASE_SECONDS = 180.0  # longer than a link call may take (connect 10 s + read 60 s), with room to record it
-MIN_BUSY_WAIT_SECONDS = 2.0  # a link in progress takes seconds; a crashed holder's lease runs out
+# A job that finds the lease taken looks again after the lease's remaining time, within these bounds: a link
+# in progress is done in seconds, and a killed holder's lease (up to LEASE_SECONDS) is waited out in steps.
+MIN_BUSY_WAIT_SECONDS = 2.0
+MAX_BUSY_WAIT_SECONDS = 10.0
 RING_SIZE = 32  # generations whose outcome the lease remembers
 ITEM_TTL_SECONDS = 24 * 3600
 
@@ -49,11 +53,12 @@ class Lease:
     generation: int
 
 
-def _busy(object_id: str, seconds_left: float) -> LinkBusyError:
+def lease_taken(object_id: str, seconds_left: float) -> LinkBusyError:
+    """The error for a lease another holder has, with when to look again (see MIN/MAX_BUSY_WAIT_SECONDS)."""
     return LinkBusyError(
         f"another job is linking a file to object {object_id}; this job continues when it is done",
         step="lease",
-        retry_after=max(MIN_BUSY_WAIT_SECONDS, seconds_left),
+        retry_after=min(MAX_BUSY_WAIT_SECONDS, max(MIN_BUSY_WAIT_SECONDS, seconds_left)),
     )
 
 
@@ -120,7 +125,7 @@ class LinkLeases:
             if not _is_condition_failure(e):
                 raise
             self.check_free(object_id, holder)  # raises, with the time the lease still runs
-            raise _busy(object_id, MIN_BUSY_WAIT_SECONDS) from None  # it was freed a moment ago
+            raise lease_taken(object_id, MIN_BUSY_WAIT_SECONDS) from None  # it was freed a moment ago
         return Lease(object_id, holder, int(item["generation"]))
 
     def check_free(self, object_id: str, holder: str) -> None:
@@ -130,7 +135,7 @@ class LinkLeases:
             item = self._table.get_item(Key=self._key(object_id), ConsistentRead=True).get("Item") or {}
         seconds_left = float(item.get("leaseUntilMs", 0)) / 1000 - now
         if item.get("holder") not in (None, holder) and seconds_left >= 0:
-            raise _busy(object_id, seconds_left)
+            raise lease_taken(object_id, seconds_left)
 
     def release(self, lease: Lease, outcomes: Mapping[int, str | None]) -> None:
         """Free the lease, recording what generations linked: ``{generation: attachment id or None}`` for each
