@@ -65,15 +65,7 @@ class Intake:
             elif not e.retryable:
                 e.field = f"{wanted.field_prefix}key"
             raise
-        return JobFile.accepted(
-            bucket=head.bucket,
-            key=head.key,
-            size=head.size,
-            version_id=head.version_id,
-            etag=head.etag,
-            filename=wanted.filename,
-            comment=wanted.comment,
-        )
+        return head.job_file(wanted.filename, wanted.comment)
 
     def _enqueue(self, spec: JobSpec) -> dict[str, Any]:
         job_id = new_job_id()

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from .aws.s3_source import S3Object, S3Source
 from .errors import BadRequestError, SourceChangedError, SourceNotFoundError
-from .jobs import JobFile, JobMessage, JobSpec
+from .jobs import JobMessage, JobSpec
 from .object_ids import normalize_object_id, normalize_object_key
 from .pins import pin_for
 from .settings import Settings
@@ -127,14 +127,6 @@ def decide(drop: Drop, s3: S3Source, settings: Settings, workspace_id: Callable[
             f"or the metadata {META_OBJECT_ID} / {META_OBJECT_KEY}",
         )
     object_id, object_key = target
-    file = JobFile.accepted(
-        bucket=head.bucket,
-        key=head.key,
-        size=head.size,
-        version_id=head.version_id,
-        etag=head.etag,
-        filename=unquote(head.metadata.get(META_FILENAME, "")),
-        comment=unquote(head.metadata.get(META_COMMENT, "")),
-    )
+    file = head.job_file(unquote(head.metadata.get(META_FILENAME, "")), unquote(head.metadata.get(META_COMMENT, "")))
     spec = JobSpec(objectId=object_id, objectKey=object_key, files=[file], origin="s3")
     return Decision(drop, job=JobMessage(jobId=drop.job_id, spec=spec))

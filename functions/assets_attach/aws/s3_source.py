@@ -24,6 +24,7 @@ from ..errors import (
     Step,
 )
 from ..integrity import md5_from_etag
+from ..jobs import JobFile
 from ..pins import pin_for
 
 CHUNK_SIZE = 1024 * 1024
@@ -67,6 +68,18 @@ class S3Object:
     def pin(self) -> dict[str, str]:
         """GetObject/HeadObject arguments that address exactly this content."""
         return pin_for(self.version_id, self.etag)
+
+    def job_file(self, filename: str | None, comment: str) -> JobFile:
+        """This content as a job's file, pinned to the version (or ETag) HeadObject described."""
+        return JobFile.accepted(
+            bucket=self.bucket,
+            key=self.key,
+            size=self.size,
+            version_id=self.version_id,
+            etag=self.etag,
+            filename=filename,
+            comment=comment,
+        )
 
     def chunks(self) -> Iterator[bytes]:
         """The pinned content, in chunks of CHUNK_SIZE as they arrive."""
