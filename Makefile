@@ -14,7 +14,7 @@ SAM_STAMP     := $(SAM_VENV)/.installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install test lint build unit integration demo dev bench reliability clean
+.PHONY: install test lint build unit integration demo dev bench reliability openapi clean
 
 install: $(STAMP)
 
@@ -73,6 +73,10 @@ bench: install
 # `make test` runs it at a reduced scale.
 reliability: install
 	$(PY) -m reliability --scale full
+
+# openapi.json, generated from the models the webhook validates and answers with (a unit test compares them).
+openapi: install
+	PYTHONPATH=functions $(PY) -m assets_attach.api_document > openapi.json
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from .atlassian.jira_client import JIRA_ATTACHMENT_ID
 from .aws.s3_source import parse_s3_uri
 from .errors import BadRequestError
 from .filenames import check_filename
-from .object_ids import normalize_object_id, normalize_object_key
+from .object_ids import MAX_OBJECTS, parse_object_ids, parse_object_keys
 
 MAX_FILES = 20
+MAX_PAIRS = 50  # (file, object) pairs per request
+MAX_WAIT_SECONDS = 25  # API Gateway ends a request after 29 s
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
+_ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]*")
 
 
-class _FileFields(BaseModel):
+class S3File(BaseModel):
+    """An S3 object to attach: ``bucket`` and ``key``, or ``s3Uri``; its name and comment in Assets."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     bucket: StrictStr | None = Field(default=None, min_length=3, max_length=63)
@@ -27,11 +34,55 @@ class _FileFields(BaseModel):
     comment: StrictStr | None = Field(default=None, max_length=2000)
 
 
-class _Body(_FileFields):
-    objectId: Any = None  # checked by normalize_object_id, which names the field
-    objectKey: StrictStr | None = None
-    files: list[_FileFields] | None = Field(default=None, min_length=1, max_length=MAX_FILES)
+def _one_or_many(item: dict[str, Any], description: str) -> dict[str, Any]:
+    """The JSON schema of a field that takes one value, a list of them, or one string of several."""
+    return {
+        "description": description,
+        "anyOf": [item, {"type": "string"}, {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_OBJECTS}],
+    }
+
+
+class AttachRequestBody(S3File):
+    """``POST /attachments``: the JSON body as the webhook validates it (openapi.json is generated from it)."""
+
+    objectId: Any = Field(  # checked by parse_object_ids, which names the item
+        default=None,
+        json_schema_extra=_one_or_many(
+            {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
+            "Assets object id(s): 1234, '1234' or '<workspaceId>:1234'; several as a list or one string "
+            f"separated by commas and/or whitespace (at most {MAX_OBJECTS})",
+        ),
+    )
+    objectKey: Any = Field(
+        default=None,
+        json_schema_extra=_one_or_many(
+            {"type": "string"}, "instead of objectId: object key(s) such as 'HW-42', resolved through AQL"
+        ),
+    )
+    files: list[S3File] | None = Field(default=None, min_length=1, max_length=MAX_FILES)
     issueKey: StrictStr | None = Field(default=None, max_length=255)
+    jiraAttachments: Any = Field(
+        default=None,
+        json_schema_extra={
+            "description": f"Jira attachment ids (at most {MAX_FILES} files in all), or 'all' with issueKey",
+            "anyOf": [
+                {"type": "string", "enum": ["all"]},
+                {
+                    "type": "array",
+                    "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
+                    "minItems": 1,
+                    "maxItems": MAX_FILES,
+                },
+            ],
+        },
+    )
+    wait: Any = Field(
+        default=None,
+        json_schema_extra={
+            "description": f"true (up to {MAX_WAIT_SECONDS} s) or seconds: answer when the job has finished",
+            "anyOf": [{"type": "boolean"}, {"type": "number", "minimum": 1, "maximum": MAX_WAIT_SECONDS}],
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -44,11 +95,27 @@ class WantedFile:
 
 
 @dataclass(frozen=True)
+class WantedJira:
+    """Jira attachments asked for: ``ids``, or every attachment of the request's issue (``all_of_issue``)."""
+
+    ids: tuple[str, ...]
+    all_of_issue: bool
+    filename: str | None  # the request's filename, for its only file
+    comment: str
+
+
+@dataclass(frozen=True)
 class AttachRequest:
-    object_id: str | None
-    object_key: str | None
-    files: tuple[WantedFile, ...]
+    object_ids: tuple[str, ...]
+    object_keys: tuple[str, ...]
+    files: tuple[WantedFile, ...]  # S3 objects
+    jira: WantedJira | None
     issue_key: str | None
+    wait_seconds: float = 0.0  # 0: answer as soon as the job is queued
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        return self.object_ids or self.object_keys
 
 
 def _reason(error: Any) -> str:
@@ -63,7 +130,7 @@ def field_name(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _wanted(fields: _FileFields, prefix: str) -> WantedFile:
+def _wanted(fields: S3File, prefix: str) -> WantedFile:
     if fields.s3Uri is not None:
         if fields.bucket or fields.key:
             raise BadRequestError("give s3Uri, or bucket and key, not both", field=f"{prefix}s3Uri")
@@ -83,12 +150,36 @@ def _wanted(fields: _FileFields, prefix: str) -> WantedFile:
     return WantedFile(bucket, key, filename, fields.comment or "", prefix)
 
 
+def _jira_ids(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise BadRequestError("must be a list of Jira attachment ids, or 'all' with issueKey", field="jiraAttachments")
+    if len(value) > MAX_FILES:
+        raise BadRequestError(f"at most {MAX_FILES} attachments per request", field="jiraAttachments")
+    ids = []
+    for i, item in enumerate(value):
+        text = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else ""
+        if not JIRA_ATTACHMENT_ID.fullmatch(text):
+            raise BadRequestError(f"{str(item)[:40]!r} is not a Jira attachment id", field=f"jiraAttachments[{i}]")
+        ids.append(text)
+    return tuple(dict.fromkeys(ids))
+
+
+def _wait_seconds(value: Any) -> float:
+    if value is None or value is False:
+        return 0.0
+    if value is True:
+        return float(MAX_WAIT_SECONDS)
+    if isinstance(value, (int, float)) and 1 <= value <= MAX_WAIT_SECONDS:
+        return float(value)
+    raise BadRequestError(f"must be true, false or a number of seconds from 1 to {MAX_WAIT_SECONDS}", field="wait")
+
+
 def parse_attach_request(data: Any, workspace_id: Callable[[], str]) -> AttachRequest:
     """The request, checked; ``workspace_id()`` (the configured workspace) is asked only for a prefixed id."""
     if not isinstance(data, dict):
         raise BadRequestError("the body must be a JSON object", field="body")
     try:
-        body = _Body.model_validate(data)
+        body = AttachRequestBody.model_validate(data)
     except ValidationError as e:
         errors = e.errors(include_input=False, include_url=False)
         first = field_name(errors[0]["loc"]) or "body"
@@ -97,14 +188,46 @@ def parse_attach_request(data: Any, workspace_id: Callable[[], str]) -> AttachRe
 
     if (body.objectId is None) == (body.objectKey is None):
         raise BadRequestError("give exactly one of objectId and objectKey", field="objectId")
-    object_id = normalize_object_id(body.objectId, workspace_id) if body.objectId is not None else None
-    object_key = normalize_object_key(body.objectKey) if body.objectKey is not None else None
+    object_ids = parse_object_ids(body.objectId, workspace_id) if body.objectId is not None else ()
+    object_keys = parse_object_keys(body.objectKey) if body.objectKey is not None else ()
 
-    single = any(getattr(body, name) is not None for name in _FileFields.model_fields)
+    jira: WantedJira | None = None
+    s3_single = any(value is not None for value in (body.bucket, body.key, body.s3Uri))
+    if body.jiraAttachments is not None:
+        all_of_issue = body.jiraAttachments == "all"
+        if all_of_issue and not _ISSUE_KEY.fullmatch(body.issueKey or ""):
+            raise BadRequestError(
+                "'all' takes the attachments of issueKey: give an issue key like SUP-12", field="issueKey"
+            )
+        ids = () if all_of_issue else _jira_ids(body.jiraAttachments)
+        # The request's filename names a Jira attachment only when no S3 file takes it; its comment goes on all.
+        filename = None if s3_single or body.filename is None else check_filename(body.filename, "filename")
+        jira = WantedJira(ids, all_of_issue, filename, body.comment or "")
+
+    single = any(getattr(body, name) is not None for name in S3File.model_fields)
     if body.files is not None:
         if single:
             raise BadRequestError("give files, or the single-file fields, not both", field="files")
         files = tuple(_wanted(f, f"files[{i}].") for i, f in enumerate(body.files))
-    else:
+    elif s3_single or jira is None:
         files = (_wanted(body, ""),)
-    return AttachRequest(object_id, object_key, files, body.issueKey)
+    else:
+        files = ()
+    return AttachRequest(object_ids, object_keys, files, jira, body.issueKey, _wait_seconds(body.wait))
+
+
+def check_counts(request: AttachRequest, jira_files: int) -> None:
+    """At most MAX_FILES files and MAX_PAIRS (file, object) pairs, once the Jira attachments are counted."""
+    files = len(request.files) + jira_files
+    if files > MAX_FILES:
+        raise BadRequestError(
+            f"{files} files; at most {MAX_FILES} per request, S3 and Jira together", field="jiraAttachments"
+        )
+    pairs = files * len(request.objects)
+    if pairs > MAX_PAIRS:
+        raise BadRequestError(
+            f"{files} file(s) × {len(request.objects)} objects = {pairs} attachments; at most {MAX_PAIRS} per request",
+            field="objectKey" if request.object_keys else "objectId",
+        )
+    if request.jira and request.jira.filename is not None and jira_files != 1:
+        raise BadRequestError(f"names one file, and the request has {jira_files} Jira attachments", field="filename")

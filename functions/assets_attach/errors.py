@@ -23,6 +23,8 @@ Step = Literal[
     "read",
     "s3-head",
     "s3-read",
+    "jira",
+    "jira-read",
     "jobs",
     "queue",
     "lease",
@@ -79,6 +81,12 @@ class BadRequestError(AttachError):
     """The caller named something that cannot be attached (bad object id, unknown bucket...)."""
 
     code = "bad_request"
+
+
+class SiteUrlMissingError(BadRequestError):
+    """Jira attachments were asked for, and the secret names no Jira site."""
+
+    code = "site_url_missing"
 
 
 class BucketNotAllowedError(AttachError):

@@ -1,8 +1,10 @@
 """Accepting a webhook request: check and pin every file, then record and queue the job exactly once.
 
-The answer (202) goes out only after the job record is written and its message is on the queue. The
-same request within 24 hours (same object, same S3 object versions, same names) returns the first
-job's id and queues nothing: Powertools idempotency, keyed on exactly those fields.
+S3 objects are pinned to the version (or ETag) HeadObject describes; Jira attachments are looked up on the
+site (``all``: the issue's attachments at this moment) and pinned by their id. The answer (202) goes out only
+after the job record is written and its message is on the queue. The same request within 24 hours (same
+objects, same S3 object versions, same Jira attachments, same names) returns the first job's id and queues
+nothing: Powertools idempotency, keyed on exactly those fields.
 """
 
 from __future__ import annotations
@@ -10,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .atlassian.jira_client import JiraClient
 from .attach import check_size
-from .attach_request import AttachRequest, WantedFile
+from .attach_request import AttachRequest, WantedFile, check_counts
 from .aws.job_queue import JobQueue
 from .aws.job_store import JobStore
 from .aws.s3_source import S3Source
-from .errors import AttachError, BucketNotAllowedError
+from .errors import AttachError, BucketNotAllowedError, FileTooLargeError, SourceNotFoundError
 from .jobs import JobFile, JobMessage, JobSpec, new_job_id
 
 # What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).
-IDEMPOTENCY_KEY = "[objectId, objectKey, files[*].[bucket, key, versionId, etag, filename]]"
+IDEMPOTENCY_KEY = "[objectIds, objectKeys, files[*].[bucket, key, versionId, etag, jiraAttachmentId, filename]]"
 IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
 
 
@@ -27,6 +30,7 @@ class Intake:
     def __init__(
         self,
         s3: S3Source,
+        jira: JiraClient,
         store: JobStore,
         queue: JobQueue,
         *,
@@ -35,6 +39,7 @@ class Intake:
         once: Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]],
     ) -> None:
         self._s3 = s3
+        self._jira = jira
         self._store = store
         self._queue = queue
         self._allowed_buckets = allowed_buckets
@@ -42,14 +47,47 @@ class Intake:
         self._enqueue_once = once(self._enqueue)
 
     def accept(self, request: AttachRequest) -> dict[str, Any]:
-        """Validate against S3 and queue; returns ``{"jobId"}`` of the new or the earlier identical job."""
+        """Validate against S3 and Jira and queue; returns ``{"jobId"}`` of the new or the earlier identical job."""
+        jira_files = self._jira_files(request)
         spec = JobSpec(
-            objectId=request.object_id,
-            objectKey=request.object_key,
-            files=[self._pin(wanted) for wanted in request.files],
+            objectIds=list(request.object_ids),
+            objectKeys=list(request.object_keys),
+            files=[self._pin(wanted) for wanted in request.files] + jira_files,
             issueKey=request.issue_key,
         )
         return self._enqueue_once(spec=spec)
+
+    def _jira_files(self, request: AttachRequest) -> list[JobFile]:
+        """The Jira attachments asked for, each checked to exist and fit the size limit."""
+        wanted = request.jira
+        if wanted is None:
+            check_counts(request, 0)
+            return []
+        if wanted.all_of_issue:
+            found = self._jira.issue_attachments(request.issue_key or "")
+            if not found:
+                raise SourceNotFoundError(
+                    f"Jira issue {request.issue_key} has no attachments",
+                    step="jira",
+                    status=404,
+                    field="jiraAttachments",
+                )
+            check_counts(request, len(found))
+            fields = ["jiraAttachments"] * len(found)
+        else:
+            check_counts(request, len(wanted.ids))
+            fields = [f"jiraAttachments[{i}]" for i in range(len(wanted.ids))]
+            found = [
+                self._jira.attachment(attachment_id, field)
+                for attachment_id, field in zip(wanted.ids, fields, strict=True)
+            ]
+        for attachment, field in zip(found, fields, strict=True):
+            try:
+                check_size(attachment.size, self._max_file_size, f"Jira attachment {attachment.id}")
+            except FileTooLargeError as e:
+                e.field = field
+                raise
+        return [attachment.job_file(wanted.filename, wanted.comment) for attachment in found]
 
     def _pin(self, wanted: WantedFile) -> JobFile:
         if wanted.bucket not in self._allowed_buckets:

@@ -1,4 +1,4 @@
-"""Running one job: resolve the object, attach each file once, and keep the job record true at every step."""
+"""Running one job: each (file, object) pair attached once, and the job record true at every step."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from . import retry_policy
 from .atlassian.assets_client import AssetsClient, Attachment
-from .attach import Attacher
+from .atlassian.jira_client import JiraClient
+from .attach import Attacher, FileSource
+from .aws.attached_pairs import AttachedPairs, PairClaim, busy
 from .aws.job_store import JobStore
 from .aws.link_lease import Lease, LinkLeases
 from .aws.s3_source import S3Source
 from .errors import AtlassianError, AttachError, ContinueLaterError, LinkAmbiguousError, LinkOutcomeUnknownError
-from .jobs import FileRecord, JobFile, JobRecord, JobSpec, JobStatus
+from .jobs import FileRecord, JobFile, JobRecord, JobSpec, JobStatus, Target
 from .link_recovery import candidates, decide_recovery, marker_before_link
 from .observability import NAMESPACE, logger, metrics
 
@@ -39,16 +41,27 @@ def count_failure(step: str | None) -> None:
 
 
 class JobRunner:
-    def __init__(self, attacher: Attacher, assets: AssetsClient, s3: S3Source, store: JobStore, leases: LinkLeases):
+    def __init__(
+        self,
+        attacher: Attacher,
+        assets: AssetsClient,
+        s3: S3Source,
+        jira: JiraClient,
+        store: JobStore,
+        leases: LinkLeases,
+        pairs: AttachedPairs,
+    ):
         self._attacher = attacher
         self._assets = assets
         self._s3 = s3
+        self._jira = jira
         self._store = store
         self._leases = leases
+        self._pairs = pairs
 
     def run(self, job_id: str, spec: JobSpec, *, time_left: Callable[[], float]) -> JobRecord:
-        """Do what is left of the job (a redelivered job resumes with the files not done). Raises a retryable
-        AttachError to be tried again later."""
+        """Do what is left of the job, pair by pair (a redelivered job resumes with the pairs not done). Raises a
+        retryable AttachError to be tried again later."""
         record = self._store.get(job_id)
         if record is None:
             self._store.create_if_absent(job_id, spec)
@@ -58,24 +71,20 @@ class JobRunner:
             return record
         self._store.update(job_id, status="running", attempts=record.attempts + 1)
 
-        try:
-            object_id = spec.objectId or record.objectId or self._assets.find_object_id(spec.objectKey or "")
-        except AttachError as e:
-            if e.retryable:
-                raise
-            return self._finish(job_id, "failed", f"{e}")
-        if not record.objectId:
-            self._store.update(job_id, objectId=object_id)
-        logger.append_keys(objectId=object_id)
-
-        for index, (wanted, state) in enumerate(zip(spec.files, record.files, strict=True)):
+        resolved: dict[str, str] = {}  # object key → id, in this invocation
+        for index, ((wanted, target), state) in enumerate(zip(spec.pairs(), record.files, strict=True)):
             if state.done:
                 continue
-            logger.append_keys(bucket=wanted.bucket, key=wanted.key)
+            logger.append_keys(source=wanted.source, objectId=state.objectId or target.object_key)
             if time_left() < seconds_needed(wanted.size):
                 raise DeadlineError("not enough time left in this invocation", step="deadline")
+            object_id = state.objectId
             try:
-                self._attach_file(job_id, index, object_id, wanted, state)
+                if object_id is None:
+                    object_id = self._object_id(job_id, index, target, resolved)
+                    if index == 0 and record.objectId is None:  # the job view's objectId: the first pair's
+                        self._store.update(job_id, objectId=object_id)
+                self._attach_pair(job_id, index, object_id, wanted, state)
             except Exception as caught:
                 error = retry_policy.permanent_error(caught)
                 if error is None:
@@ -87,15 +96,32 @@ class JobRunner:
                     exc_info=not isinstance(caught, AttachError),  # a defect: its traceback is what to fix
                 )
                 self._store.update_file(job_id, index, status="failed", error=str(error), errorCode=error.code)
+                if wanted.jiraAttachmentId and object_id:
+                    self._pairs.release(wanted.jiraAttachmentId, object_id, f"{job_id}#{index}")
 
         failed = [f for f in self._stored(job_id).files if f.status == "failed"]
         if failed:
             return self._finish(job_id, "failed", f"{len(failed)} of {len(record.files)} file(s) failed")
         return self._finish(job_id, "succeeded")
 
+    def _object_id(self, job_id: str, index: int, target: Target, resolved: dict[str, str]) -> str:
+        """The pair's object id, resolved from its key (AQL) where the job names objects by key; recorded on the
+        pair."""
+        object_id = target.object_id
+        if object_id is None:
+            key = target.object_key or ""
+            if key not in resolved:
+                resolved[key] = self._assets.find_object_id(key)
+            object_id = resolved[key]
+        self._store.update_file(job_id, index, objectId=object_id)
+        return object_id
+
     def fail(self, job_id: str, reason: str) -> None:
-        """Give up on the job (its message is about to go to the dead-letter queue)."""
-        self._finish(job_id, "failed", reason)
+        """Give up on the job (its message is about to go to the dead-letter queue); its Jira pairs are free again."""
+        record = self._finish(job_id, "failed", reason)
+        for index, state in enumerate(record.files):
+            if state.jiraAttachmentId and state.objectId and not state.done:
+                self._pairs.release(state.jiraAttachmentId, state.objectId, f"{job_id}#{index}")
 
     def _stored(self, job_id: str) -> JobRecord:
         record = self._store.get(job_id)
@@ -110,12 +136,22 @@ class JobRunner:
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         return self._stored(job_id)
 
-    def _attach_file(self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord) -> None:
+    def _attach_pair(self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord) -> None:
         holder = f"{job_id}#{index}"
-        if state.status == "linking" and self._recovered(job_id, index, object_id, wanted, state, holder):
-            return
+        if wanted.jiraAttachmentId:
+            claim = self._pairs.claim(wanted.jiraAttachmentId, object_id, holder)
+            if claim.attachment_id:
+                self._adopt(job_id, index, claim)
+                return
+            if claim.holder != holder:
+                raise busy(wanted.jiraAttachmentId, object_id, claim)
+        if state.status == "linking":
+            adopted = self._recovered(job_id, index, object_id, wanted, state, holder)
+            if adopted is not None:
+                self._pair_attached(wanted, object_id, holder, adopted)
+                return
         self._leases.check_free(object_id, holder)  # no upload in vain while another job links to the object
-        source = self._s3.head_accepted(wanted.bucket, wanted.key, wanted.pin())
+        source = self._source(wanted)
         self._store.update_file(job_id, index, status="uploading")
         lease: Lease | None = None
 
@@ -144,11 +180,32 @@ class JobRunner:
         self._store.update_file(
             job_id, index, status="attached", attachmentId=result.attachment_id, mediaId=result.media_id
         )
+        self._pair_attached(wanted, object_id, holder, result.attachment_id)
         if lease is not None:
             self._leases.release(lease, {lease.generation: result.attachment_id})
         metrics.add_metric(name="FilesAttached", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesAttached", unit=MetricUnit.Bytes, value=result.size)
         logger.info("attached", extra={"attachmentId": result.attachment_id, "size": result.size})
+
+    def _source(self, wanted: JobFile) -> FileSource:
+        """The accepted content: the pinned S3 version (unless deleted since), or the Jira attachment."""
+        if wanted.jiraAttachmentId:
+            return self._jira.source(
+                wanted.jiraAttachmentId, name=wanted.filename, size=wanted.size, content_type=wanted.contentType
+            )
+        return self._s3.head_accepted(wanted.bucket or "", wanted.key or "", wanted.pin())
+
+    def _pair_attached(self, wanted: JobFile, object_id: str, holder: str, attachment_id: str) -> None:
+        if wanted.jiraAttachmentId:
+            self._pairs.attached(wanted.jiraAttachmentId, object_id, holder, attachment_id)
+
+    def _adopt(self, job_id: str, index: int, claim: PairClaim) -> None:
+        """The pair is attached already: by an earlier run of this job, or by another job (named in the record)."""
+        attached_by = None if claim.job_id == job_id else claim.job_id
+        logger.info("the Jira attachment is on the object already", extra={"attachedBy": attached_by})
+        self._store.update_file(
+            job_id, index, status="attached", attachmentId=claim.attachment_id, attachedBy=attached_by
+        )
 
     def _attachments(self, object_id: str) -> list[Attachment] | None:
         """The object's attachments, or None where the (undocumented) list endpoint is not available."""
@@ -162,9 +219,9 @@ class JobRunner:
 
     def _recovered(
         self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord, holder: str
-    ) -> bool:
-        """After an interrupted link: True if its attachment is there and provably this file's (now recorded);
-        False if the list proves it absent (link again). Anything in between fails the file; nothing is guessed."""
+    ) -> str | None:
+        """After an interrupted link: its attachment's id if it is there and provably this file's (now recorded);
+        None if the list proves it absent (link again). Anything in between fails the file; nothing is guessed."""
         lease = self._leases.acquire(object_id, holder)
         listed = self._attachments(object_id)
         marker = state.linkMarker
@@ -187,11 +244,11 @@ class JobRunner:
             logger.info("an interrupted link had attached this file", extra={"attachmentId": recovery.attachment_id})
             self._store.update_file(job_id, index, status="attached", attachmentId=recovery.attachment_id)
             self._leases.release(lease, now_and_then)
-            return True
+            return recovery.attachment_id
         if recovery.action == "relink":
             logger.info("the interrupted link made no attachment; attaching again")
             self._leases.release(lease, now_and_then)
-            return False
+            return None
         self._leases.release(lease, this_generation_made_nothing)
         raise LinkAmbiguousError(
             f"{recovery.reason}; check the object and remove any copy that is not this file", step="link"

@@ -12,10 +12,11 @@ idempotency key is a JMESPath over the JobSpec's fields (intake.IDEMPOTENCY_KEY)
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .filenames import repair_filename
 from .observability import logger
@@ -24,21 +25,46 @@ from .pins import pin_for, real_version
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 FileStatus = Literal["pending", "uploading", "linking", "attached", "failed"]
 FINAL_FILE_STATES: frozenset[FileStatus] = frozenset({"attached", "failed"})
+FINAL_JOB_STATES: frozenset[JobStatus] = frozenset({"succeeded", "failed"})
 Origin = Literal["webhook", "s3"]
 
 
+def assets_name(given: str | None, default: str) -> str:
+    """The name a file gets in Assets: ``given`` (the request's or the metadata's), else ``default`` (the key's
+    last segment, or Jira's name). A webhook refuses a bad ``filename``; a name from a key, metadata or Jira has
+    nobody to refuse it to, so its control characters and path separators are replaced."""
+    name = given or default
+    if repair_filename(name) != name:
+        logger.warning("the file name had characters Assets cannot store; they were replaced with '_'")
+    return repair_filename(name)
+
+
 class JobFile(BaseModel):
-    """One S3 object pinned at acceptance, and the name and comment it gets in Assets."""
+    """One source pinned at acceptance, and the name, type and comment it gets in Assets. The source is an S3
+    object (pinned by ``versionId`` or ``etag``) or a Jira attachment (its id is the pin: it never changes)."""
 
     model_config = ConfigDict(frozen=True)
 
-    bucket: str
-    key: str
+    bucket: str | None = None
+    key: str | None = None
+    jiraAttachmentId: str | None = None
     filename: str
     comment: str = ""
     size: int
+    contentType: str | None = None  # Jira's MIME type; an S3 object's is read when the job runs
     versionId: str | None = None
     etag: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JobFile:
+        if (self.jiraAttachmentId is None) == (self.bucket is None or self.key is None):
+            raise ValueError("a job file is an S3 object (bucket and key) or a Jira attachment, not both")
+        return self
+
+    @property
+    def source(self) -> str:
+        """``s3://bucket/key`` or ``jira:<attachmentId>``, for logs and messages."""
+        return f"jira:{self.jiraAttachmentId}" if self.jiraAttachmentId else f"s3://{self.bucket}/{self.key}"
 
     def pin(self) -> dict[str, str]:
         return pin_for(self.versionId, self.etag)
@@ -55,16 +81,11 @@ class JobFile(BaseModel):
         filename: str | None,
         comment: str,
     ) -> JobFile:
-        """The file as HeadObject described it when the job was accepted. A name taken from the key or from
-        metadata has nobody to refuse it to, so its control characters and path separators are replaced."""
-        name = filename or key.rsplit("/", 1)[-1] or key
-        if repair_filename(name) != name:
-            logger.warning("the file name had characters Assets cannot store; they were replaced with '_'")
-            name = repair_filename(name)
+        """The S3 object as HeadObject described it when the job was accepted."""
         return cls(
             bucket=bucket,
             key=key,
-            filename=name,
+            filename=assets_name(filename, key.rsplit("/", 1)[-1] or key),
             comment=comment,
             size=size,
             versionId=real_version(version_id),
@@ -72,14 +93,52 @@ class JobFile(BaseModel):
         )
 
 
+@dataclass(frozen=True)
+class Target:
+    """An Assets object a job attaches to: its id, or its key until the worker resolves it."""
+
+    object_id: str | None = None
+    object_key: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        return {"objectId": self.object_id} if self.object_id else {"objectKey": self.object_key or ""}
+
+
 class JobSpec(BaseModel):
+    """What a job is asked to do: every file to every object (``pairs()``), each pair once."""
+
     model_config = ConfigDict(frozen=True)
 
-    objectId: str | None = None
-    objectKey: str | None = None
+    objectIds: list[str] = Field(default_factory=list)
+    objectKeys: list[str] = Field(default_factory=list)
     files: list[JobFile] = Field(min_length=1)
     issueKey: str | None = None
     origin: Origin = "webhook"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_v1(cls, data: Any) -> Any:
+        """A message queued by version 1 named one object as ``objectId`` or ``objectKey``."""
+        if isinstance(data, dict) and ("objectId" in data or "objectKey" in data):
+            data = dict(data)
+            object_id, object_key = data.pop("objectId", None), data.pop("objectKey", None)
+            data.setdefault("objectIds", [object_id] if object_id else [])
+            data.setdefault("objectKeys", [object_key] if object_key else [])
+        return data
+
+    @model_validator(mode="after")
+    def _names_objects(self) -> JobSpec:
+        if bool(self.objectIds) == bool(self.objectKeys):
+            raise ValueError("a job names its objects by id or by key")
+        return self
+
+    @property
+    def targets(self) -> list[Target]:
+        return [Target(object_id=i) for i in self.objectIds] or [Target(object_key=k) for k in self.objectKeys]
+
+    def pairs(self) -> list[tuple[JobFile, Target]]:
+        """(file, object) in the order of the job record's ``files``: file by file, object by object."""
+        return [(file, target) for file in self.files for target in self.targets]
 
 
 class JobMessage(BaseModel):
@@ -101,21 +160,26 @@ class LinkMarker(BaseModel):
 
 
 class FileRecord(BaseModel):
-    """One file of a stored job: the pinned source, and how far it got."""
+    """One (file, object) pair of a stored job: the pinned source, the object, and how far it got."""
 
     model_config = ConfigDict(extra="ignore")
 
-    bucket: str
-    key: str
+    objectId: str | None = None  # None until the worker resolves ``objectKey``
+    objectKey: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    jiraAttachmentId: str | None = None
     filename: str
     comment: str = ""
     size: int | None = None  # None only for an S3 drop that never became a job
+    contentType: str | None = None
     versionId: str | None = None
     etag: str | None = None
     status: FileStatus = "pending"
     mediaId: str | None = None
     linkMarker: LinkMarker | None = None
     attachmentId: str | None = None
+    attachedBy: str | None = None  # another job that had attached this Jira attachment to this object
     error: str | None = None
     errorCode: str | None = None
 
@@ -124,7 +188,39 @@ class FileRecord(BaseModel):
         return self.status in FINAL_FILE_STATES
 
 
-PUBLIC_FILE_FIELDS = ("bucket", "key", "filename", "size", "status", "attachmentId", "error", "errorCode")
+class FileView(BaseModel):
+    """One (file, object) pair as the job status shows it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    objectId: str | None = None
+    objectKey: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    jiraAttachmentId: str | None = None
+    filename: str
+    size: int | None = None
+    status: FileStatus
+    attachmentId: str | None = None
+    attachedBy: str | None = Field(default=None, description="the job that had attached this Jira attachment")
+    error: str | None = None
+    errorCode: str | None = None
+
+
+class JobView(BaseModel):
+    """A job as ``GET /attachments/jobs/{jobId}`` (and a waited-for answer) shows it."""
+
+    jobId: str
+    status: JobStatus
+    objectId: str | None = Field(default=None, description="the first object (each file entry names its own)")
+    objectKey: str | None = None
+    issueKey: str | None = None
+    files: list[FileView]
+    attempts: int
+    createdAt: str
+    updatedAt: str
+    error: str | None = None
+    statusUrl: str | None = Field(default=None, description="in the answer to a request with wait")
 
 
 class JobRecord(BaseModel):
@@ -145,18 +241,28 @@ class JobRecord(BaseModel):
     error: str | None = None
 
     def public_view(self) -> dict[str, Any]:
-        """The job as ``GET /attachments/jobs/{jobId}`` shows it."""
-        view: dict[str, Any] = {
-            "jobId": self.jobId,
-            "status": self.status,
-            "objectId": self.objectId,
-            "files": [f.model_dump(include=set(PUBLIC_FILE_FIELDS), exclude_none=True) for f in self.files],
-            "attempts": self.attempts,
-            "createdAt": self.createdAt,
-            "updatedAt": self.updatedAt,
-        }
-        view.update(self.model_dump(include={"objectKey", "issueKey", "error"}, exclude_none=True))
-        return view
+        """The job as ``GET /attachments/jobs/{jobId}`` shows it (``JobView``)."""
+        view = JobView.model_validate({**self.model_dump(), "files": [f.model_dump() for f in self.files]})
+        return view.model_dump(exclude_none=True)
+
+
+def queued_record(job_id: str, spec: JobSpec) -> dict[str, Any]:
+    """A new job's record as stored: one ``files`` entry per (file, object) pair, all pending."""
+    stamp = now_iso()
+    return {
+        "jobId": job_id,
+        "status": "queued",
+        "origin": spec.origin,
+        "files": [
+            {**file.model_dump(exclude_none=True), **target.fields(), "status": "pending"}
+            for file, target in spec.pairs()
+        ],
+        "attempts": 0,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        **spec.targets[0].fields(),  # the first object, as the job view shows it
+        **spec.model_dump(include={"issueKey"}, exclude_none=True),
+    }
 
 
 def new_job_id() -> str:

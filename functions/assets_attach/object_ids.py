@@ -1,4 +1,6 @@
-"""Assets object ids as rules and users give them: ``1234``, ``"1234"`` or ``"<workspaceId>:1234"``."""
+"""Assets objects as rules and users name them: one id (``1234``, ``"1234"``, ``"<workspaceId>:1234"``), one
+key (``HW-42``), or several of either, as a list or as one string separated by commas and/or whitespace (what
+an Assets custom field's smart value renders for a multi-object field)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from collections.abc import Callable
 
 from .errors import BadRequestError
 
+MAX_OBJECTS = 20
 _OBJECT_ID = re.compile(r"^(?:([0-9A-Za-z-]+):)?([1-9][0-9]{0,18})$")
 _OBJECT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[1-9][0-9]*$")
+_SEPARATORS = re.compile(r"[\s,]+")
 
 
 def normalize_object_id(value: object, workspace_id: Callable[[], str], field: str = "objectId") -> str:
@@ -33,3 +37,31 @@ def normalize_object_key(value: object, field: str = "objectKey") -> str:
     if not isinstance(value, str) or not _OBJECT_KEY.match(value.strip()):
         raise BadRequestError(f"{str(value)[:80]!r} is not an Assets object key like 'HW-42'", field=field)
     return value.strip()
+
+
+def _items(value: object, field: str) -> list[tuple[object, str]]:
+    """Each given item with the field that names it: ``objectId[2]`` in a list, else the field itself."""
+    if isinstance(value, list):
+        return [(item, f"{field}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, str):
+        return [(part, field) for part in _SEPARATORS.split(value.strip()) if part]
+    return [(value, field)]
+
+
+def _distinct(values: list[str], field: str) -> tuple[str, ...]:
+    unique = tuple(dict.fromkeys(values))
+    if not unique:
+        raise BadRequestError("names no object", field=field)
+    if len(unique) > MAX_OBJECTS:
+        raise BadRequestError(f"names {len(unique)} objects; at most {MAX_OBJECTS} per request", field=field)
+    return unique
+
+
+def parse_object_ids(value: object, workspace_id: Callable[[], str], field: str = "objectId") -> tuple[str, ...]:
+    """One or several object ids, each normalized, in the order given, without repeats."""
+    return _distinct([normalize_object_id(item, workspace_id, name) for item, name in _items(value, field)], field)
+
+
+def parse_object_keys(value: object, field: str = "objectKey") -> tuple[str, ...]:
+    """One or several object keys, in the order given, without repeats."""
+    return _distinct([normalize_object_key(item, name) for item, name in _items(value, field)], field)

@@ -16,9 +16,11 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from .atlassian.assets_client import AssetsClient
 from .atlassian.http_session import new_session
+from .atlassian.jira_client import JiraClient
 from .atlassian.media_upload import MediaUploader
 from .atlassian.secret import SecretSource
 from .attach import Attacher
+from .aws.attached_pairs import AttachedPairs
 from .aws.job_queue import JobQueue
 from .aws.job_store import JobStore
 from .aws.link_lease import LinkLeases
@@ -54,6 +56,10 @@ class Runtime:
         return AssetsClient(self.session, self.settings.assets_api_base_url, self.secrets)
 
     @cached_property
+    def jira(self) -> JiraClient:
+        return JiraClient(self.session, self.secrets, self.settings.media_allowed_hosts)
+
+    @cached_property
     def media(self) -> MediaUploader:
         return MediaUploader(self.session, self.settings.media_allowed_hosts, self.settings.media_upload_path)
 
@@ -68,6 +74,10 @@ class Runtime:
     @cached_property
     def leases(self) -> LinkLeases:
         return LinkLeases(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
+
+    @cached_property
+    def pairs(self) -> AttachedPairs:
+        return AttachedPairs(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
 
     def workspace_id(self) -> str:
         """The configured Assets workspace (the secret's, or discovered once from its siteUrl)."""
@@ -96,7 +106,7 @@ class Runtime:
 
     @cached_property
     def job_runner(self) -> JobRunner:
-        return JobRunner(self.attacher, self.assets, self.s3, self.jobs, self.leases)
+        return JobRunner(self.attacher, self.assets, self.s3, self.jira, self.jobs, self.leases, self.pairs)
 
     @cached_property
     def run_job_once(self) -> Callable[..., dict[str, Any]]:
@@ -117,6 +127,7 @@ class Runtime:
     def intake(self) -> Intake:
         return Intake(
             self.s3,
+            self.jira,
             self.jobs,
             self.job_queue,
             allowed_buckets=self.settings.webhook_buckets,

@@ -1,9 +1,10 @@
 """Files dropped into the uploads bucket: from an S3 event notification (delivered through SQS) to a job.
 
-The Assets object comes from the object's user metadata ``assets-object-id`` or ``assets-object-key``,
-else from its key, ``<S3_KEY_PREFIX><objectId or objectKey>/<filename>``. ``assets-filename`` and
-``assets-comment`` (percent-encoded UTF-8) are optional. Each drop gets a job id derived from bucket,
-key and version (or sequencer, or ETag), so a duplicate delivery finds its job done and attaches nothing.
+The Assets objects come from the object's user metadata ``assets-object-id`` or ``assets-object-key``
+(several separated by commas and/or spaces), else from its key, ``<S3_KEY_PREFIX><objectId or objectKey>/<file>``.
+``assets-filename`` and ``assets-comment`` (percent-encoded UTF-8) are optional. Each drop gets a job id derived
+from bucket, key and version (or sequencer, or ETag), so a duplicate delivery finds its job done and attaches
+nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from .aws.s3_source import S3Object, S3Source
 from .errors import BadRequestError, SourceChangedError, SourceNotFoundError
 from .jobs import JobMessage, JobSpec
-from .object_ids import normalize_object_id, normalize_object_key
+from .object_ids import normalize_object_id, normalize_object_key, parse_object_ids, parse_object_keys
 from .pins import pin_for
 from .settings import Settings
 
@@ -84,23 +85,24 @@ def drops(body: dict[str, Any]) -> Iterator[Drop]:
         )
 
 
-def _target(
+def _targets(
     drop: Drop, head: S3Object, prefix: str, workspace_id: Callable[[], str]
-) -> tuple[str | None, str | None] | None:
-    """(objectId, objectKey) from the metadata or the key; None when the object names no Assets object."""
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(object ids, object keys) from the metadata (several, separated by commas and/or spaces) or the key;
+    None when the object names no Assets object."""
     if head.metadata.get(META_OBJECT_ID):
-        return normalize_object_id(head.metadata[META_OBJECT_ID], workspace_id, META_OBJECT_ID), None
+        return parse_object_ids(head.metadata[META_OBJECT_ID], workspace_id, META_OBJECT_ID), ()
     if head.metadata.get(META_OBJECT_KEY):
-        return None, normalize_object_key(head.metadata[META_OBJECT_KEY], META_OBJECT_KEY)
+        return (), parse_object_keys(head.metadata[META_OBJECT_KEY], META_OBJECT_KEY)
     parts = drop.key[len(prefix) :].split("/")
     if len(parts) < 2:
         return None
     try:
-        return normalize_object_id(parts[0], workspace_id), None
+        return (normalize_object_id(parts[0], workspace_id),), ()
     except BadRequestError:
         pass
     try:
-        return None, normalize_object_key(parts[0])
+        return (), (normalize_object_key(parts[0]),)
     except BadRequestError:
         return None
 
@@ -117,16 +119,16 @@ def decide(drop: Drop, s3: S3Source, settings: Settings, workspace_id: Callable[
     except (SourceNotFoundError, SourceChangedError) as e:
         return Decision(drop, skipped=f"the object is gone or was replaced: {e}")
     try:
-        target = _target(drop, head, prefix, workspace_id)
+        targets = _targets(drop, head, prefix, workspace_id)
     except BadRequestError as e:
         return Decision(drop, skipped=f"metadata {e.field}: {e.message}")
-    if target is None:
+    if targets is None:
         return Decision(
             drop,
             skipped=f"names no Assets object: use {prefix}<objectId or objectKey>/<file> "
             f"or the metadata {META_OBJECT_ID} / {META_OBJECT_KEY}",
         )
-    object_id, object_key = target
+    object_ids, object_keys = targets
     file = head.job_file(unquote(head.metadata.get(META_FILENAME, "")), unquote(head.metadata.get(META_COMMENT, "")))
-    spec = JobSpec(objectId=object_id, objectKey=object_key, files=[file], origin="s3")
+    spec = JobSpec(objectIds=list(object_ids), objectKeys=list(object_keys), files=[file], origin="s3")
     return Decision(drop, job=JobMessage(jobId=drop.job_id, spec=spec))

@@ -932,7 +932,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _jira_content(self, attachment_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, _Body]:
         self._require_basic()
         attachment, data = self.sim._find_jira_attachment(attachment_id)
-        if query.get("redirect", "").strip().lower() == "false":
+        if query.get("redirect", "").strip().lower() == "false" and not self.sim.always_redirect_content:
             return self._content_answer(attachment, data)
         return 303, _Body(memoryview(b""), {"Location": self.sim._download_url(attachment)})
 
@@ -1187,6 +1187,9 @@ class AtlassianSimulator:
         self.media_download_host: str | None = None
         # How long the token of a media download URL (the content endpoint's 303) is valid.
         self.download_token_ttl_seconds = 60.0
+        # When set, the content endpoint answers 303 to the media download host even with redirect=false (a site
+        # that ignores the flag), so that the redirect is exercised.
+        self.always_redirect_content = False
         self._issues: dict[str, _JiraIssue] = {}
         self._next_issue_id = 10000
         self._jira_attachments: dict[str, SimJiraAttachment] = {}

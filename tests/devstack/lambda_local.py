@@ -235,6 +235,10 @@ class LocalWorker:
                 return
 
     def start(self) -> LocalWorker:
+        # Import the handler here, not first in the thread: two threads importing the same packages at once can
+        # see a half-imported module.
+        from assets_attach.handlers import worker  # noqa: F401
+
         def loop() -> None:
             while not self._stop.is_set():
                 self.poll_once(wait_seconds=1)

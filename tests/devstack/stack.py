@@ -108,6 +108,7 @@ class LocalStack:
             "email": self.sim.email,
             "apiToken": self.sim.api_token,
             "workspaceId": self.sim.workspace_id,
+            "siteUrl": self.sim.base_url,  # the simulator serves the Jira site's endpoints too
             "webhookTokens": [self.webhook_token],
             **overrides,
         }

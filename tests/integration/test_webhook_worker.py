@@ -59,6 +59,7 @@ def test_accepted_request_ends_as_exactly_one_attachment(
     [attachment] = stack.sim.attachments("1234")
     assert job["files"] == [
         {
+            "objectId": "1234",
             "bucket": stack.bucket,
             "key": "attachments/in/Prüfbericht.pdf",
             "filename": "Prüfbericht Q3.pdf",
@@ -277,12 +278,14 @@ def test_a_permanent_failure_fails_the_job_at_once_with_its_reason(
     assert stack.queue_depth(stack.queue_url) == 0 and stack.queue_depth(stack.dlq_url) == 0
 
 
-def test_an_unknown_object_key_fails_the_job(stack: LocalStack, api: str, worker: LocalWorker) -> None:
+def test_an_unknown_object_key_fails_its_files_and_the_job(stack: LocalStack, api: str, worker: LocalWorker) -> None:
     stack.put("attachments/a.txt", b"a")
     reply = post(api, stack, {"objectKey": "HW-404", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
     worker.drain()
     job = job_status(stack, reply["statusUrl"])
-    assert job["status"] == "failed" and "HW-404" in job["error"]
+    [file] = job["files"]
+    assert (job["status"], file["objectKey"], file["errorCode"]) == ("failed", "HW-404", "object_not_found")
+    assert "HW-404" in file["error"]
 
 
 def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(

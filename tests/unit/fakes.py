@@ -18,11 +18,12 @@ from typing import Any, cast
 from assets_attach.atlassian.assets_client import Attachment
 from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
 from assets_attach.attach import Attacher
+from assets_attach.aws.attached_pairs import PairClaim
 from assets_attach.aws.job_store import JobExistsError
 from assets_attach.aws.link_lease import Lease, lease_taken
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
 from assets_attach.job_runner import JobRunner
-from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, now_iso
+from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, queued_record
 
 
 class FakeStore:
@@ -32,16 +33,7 @@ class FakeStore:
     def create(self, job_id: str, spec: JobSpec) -> None:
         if job_id in self.items:
             raise JobExistsError("a job with this id exists already", step="jobs")
-        stamp = now_iso()
-        self.items[job_id] = {
-            "jobId": job_id,
-            "status": "queued",
-            "origin": spec.origin,
-            "files": [{**f.model_dump(exclude_none=True), "status": "pending"} for f in spec.files],
-            "createdAt": stamp,
-            "updatedAt": stamp,
-            **spec.model_dump(include={"objectId", "objectKey", "issueKey"}, exclude_none=True),
-        }
+        self.items[job_id] = queued_record(job_id, spec)
 
     def create_if_absent(self, job_id: str, spec: JobSpec) -> bool:
         try:
@@ -108,6 +100,23 @@ class FakeLeases:
             if attachment_id is not None:
                 made.add(attachment_id)
         return made
+
+
+@dataclass
+class FakePairs:
+    """Jira (attachment, object) pairs: holder and attachment id (claims never run out here)."""
+
+    claims: dict[tuple[str, str], PairClaim] = field(default_factory=dict)
+
+    def claim(self, jira_attachment_id: str, object_id: str, holder: str) -> PairClaim:
+        return self.claims.setdefault((jira_attachment_id, object_id), PairClaim(holder, None))
+
+    def attached(self, jira_attachment_id: str, object_id: str, holder: str, attachment_id: str) -> None:
+        self.claims[(jira_attachment_id, object_id)] = PairClaim(holder, attachment_id)
+
+    def release(self, jira_attachment_id: str, object_id: str, holder: str) -> None:
+        if self.claims.get((jira_attachment_id, object_id)) == PairClaim(holder, None):
+            del self.claims[(jira_attachment_id, object_id)]
 
 
 @dataclass
@@ -205,10 +214,19 @@ class JobCore:
     s3: FakeS3 = field(default_factory=FakeS3)
     atlassian: FakeAtlassian = field(default_factory=FakeAtlassian)
     leases: FakeLeases = field(init=False)
+    pairs: FakePairs = field(default_factory=FakePairs)
     runner: JobRunner = field(init=False)
 
     def __post_init__(self) -> None:
         self.leases = FakeLeases(self.clock)
         fake: Any = self.atlassian
         attacher = Attacher(fake, fake, max_file_size=1024**3)
-        self.runner = JobRunner(attacher, fake, cast(Any, self.s3), cast(Any, self.store), cast(Any, self.leases))
+        self.runner = JobRunner(
+            attacher,
+            fake,
+            cast(Any, self.s3),
+            cast(Any, None),  # no Jira sources here: the integration tier runs them against the simulator
+            cast(Any, self.store),
+            cast(Any, self.leases),
+            cast(Any, self.pairs),
+        )

@@ -20,7 +20,7 @@ def spec(core: JobCore, *files: tuple[str, bytes], object_id: str = OBJECT) -> J
     for key, data in files:
         core.s3.objects[("bkt", key)] = data
         wanted.append(JobFile(bucket="bkt", key=key, filename=key.rsplit("/", 1)[-1], size=len(data)))
-    return JobSpec(objectId=object_id, files=wanted)
+    return JobSpec(objectIds=[object_id], files=wanted)
 
 
 def test_a_job_attaches_each_file_once_and_a_rerun_does_nothing() -> None:
@@ -149,11 +149,13 @@ def test_a_permanent_failure_of_one_file_fails_the_job_but_not_the_other_files()
     assert [(f.status, f.errorCode) for f in record.files] == [("failed", "source_deleted"), ("attached", None)]
 
 
-def test_an_object_that_does_not_exist_fails_the_job() -> None:
+def test_an_object_that_does_not_exist_fails_its_files_and_the_job() -> None:
     core = JobCore()
-    job = JobSpec(objectKey="HW-404", files=[JobFile(bucket="bkt", key="a", filename="a", size=1)])
+    job = JobSpec(objectKeys=["HW-404"], files=[JobFile(bucket="bkt", key="a", filename="a", size=1)])
     record = core.runner.run("j1", job, time_left=lambda: PLENTY)
-    assert record.status == "failed" and "HW-404" in (record.error or "")
+    assert record.status == "failed" and record.error == "1 of 1 file(s) failed"
+    [file] = record.files
+    assert file.errorCode == "object_not_found" and "HW-404" in (file.error or "")
 
 
 PASSING = AttachError("Atlassian answered 503", step="link", retryable=True)

@@ -25,7 +25,7 @@ def test_a_single_file_request() -> None:
     request = parse_attach_request(
         {"objectId": "ws-1:77", "s3Uri": "s3://bkt/a/b c.pdf", "filename": "B.pdf", "issueKey": "IT-1"}, _workspace
     )
-    assert (request.object_id, request.object_key, request.issue_key) == ("77", None, "IT-1")
+    assert (request.object_ids, request.object_keys, request.issue_key, request.jira) == (("77",), (), "IT-1", None)
     [wanted] = request.files
     assert (wanted.bucket, wanted.key, wanted.filename, wanted.comment, wanted.field_prefix) == (
         "bkt",

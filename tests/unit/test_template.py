@@ -21,7 +21,13 @@ PACKAGE = ROOT / "functions" / "assets_attach"
 
 # Read by the code but never set in Lambda: the boto3 endpoint override of the local stack and tests, and the
 # CLI's fallbacks when there is no ATLASSIAN_SECRET_ID.
-NOT_FOR_LAMBDA = {"AWS_ENDPOINT_URL", "ATLASSIAN_EMAIL", "ATLASSIAN_API_TOKEN", "ASSETS_WORKSPACE_ID"}
+NOT_FOR_LAMBDA = {
+    "AWS_ENDPOINT_URL",
+    "ATLASSIAN_EMAIL",
+    "ATLASSIAN_API_TOKEN",
+    "ASSETS_WORKSPACE_ID",
+    "ATLASSIAN_SITE_URL",
+}
 # The contract's settings: the scan below must find at least these, or it has stopped seeing the code's reads.
 CONTRACT_SETTINGS = {
     "ATLASSIAN_SECRET_ID",

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from ..errors import AtlassianAuthError, AtlassianError, ObjectNotFoundError, Step
-from .http_session import API_READ_TIMEOUT, CONNECT_TIMEOUT, network_error, raise_for_reply
+from ..errors import AtlassianError, ObjectNotFoundError, Step
+from .http_session import reply_json, send_basic
 from .media_upload import MediaCredentials
-from .secret import AtlassianSecret, SecretSource
+from .secret import AtlassianSecret, SecretSource, with_fresh_secret
 from .url_policy import require_secure_url
 
 T = TypeVar("T")
@@ -126,44 +126,26 @@ class AssetsClient:
         return self._discovered[site]
 
     def _call(self, step: Step, method: str, path: str, *, object_id: str | None = None, **kwargs: Any) -> Any:
-        """A workspace-relative call; on a 401, refetch the secret once and try again."""
-        secret = self._secrets.get()
-        for refreshed in (False, True):
+        """A workspace-relative call (a 401 refetches the secret once, see ``with_fresh_secret``)."""
+
+        def call(secret: AtlassianSecret) -> Any:
             url = f"{self._api}/jsm/assets/workspace/{self.workspace_id(secret)}/v1{path}"
-            try:
-                return self._send(step, method, url, secret, **kwargs)
-            except AtlassianAuthError as e:
-                if refreshed or e.status != 401:
-                    raise
-                secret = self._secrets.get(refresh=True)
-            except AtlassianError as e:
-                if e.status == 404 and object_id is not None:
-                    raise ObjectNotFoundError(
-                        f"Assets object {object_id} not found, or the workspace id is wrong: {e.message}",
-                        step=step,
-                        status=404,
-                        field="objectId",
-                    ) from e
-                raise
-        raise AssertionError("unreachable")
+            return self._send(step, method, url, secret, **kwargs)
+
+        try:
+            return with_fresh_secret(self._secrets, call)
+        except AtlassianError as e:
+            if e.status == 404 and object_id is not None:
+                raise ObjectNotFoundError(
+                    f"Assets object {object_id} not found, or the workspace id is wrong: {e.message}",
+                    step=step,
+                    status=404,
+                    field="objectId",
+                ) from e
+            raise
 
     def _send(self, step: Step, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
-        try:
-            response = self._session.request(
-                method,
-                url,
-                auth=secret.basic_auth,
-                timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT),
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as e:
-            raise network_error(step, e) from e
-        raise_for_reply(response, step)
-        try:
-            return response.json()
-        except ValueError:
-            raise AtlassianError("Atlassian answered with no JSON", step=step, retryable=True) from None
+        return reply_json(send_basic(self._session, step, method, url, secret.basic_auth, **kwargs), step)
 
 
 def _parse(adapter: TypeAdapter[T], data: Any, step: Step) -> T:

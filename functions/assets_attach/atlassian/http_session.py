@@ -116,3 +116,36 @@ def raise_for_reply(response: requests.Response, step: Step) -> None:
 
 def network_error(step: Step, error: requests.RequestException) -> AtlassianError:
     return AtlassianError(f"cannot reach Atlassian ({type(error).__name__})", step=step, retryable=True)
+
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def send_basic(
+    session: requests.Session,
+    step: Step,
+    method: str,
+    url: str,
+    auth: tuple[str, str],
+    *,
+    redirect_ok: bool = False,
+    **kwargs: Any,
+) -> requests.Response:
+    """One call with HTTP Basic auth, passed per request; redirects are never followed (the credentials stay
+    with ``url``'s host). A non-2xx reply raises, except a redirect where ``redirect_ok``."""
+    try:
+        response = session.request(
+            method, url, auth=auth, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT), allow_redirects=False, **kwargs
+        )
+    except requests.RequestException as e:
+        raise network_error(step, e) from e
+    if not (redirect_ok and response.status_code in REDIRECTS):
+        raise_for_reply(response, step)
+    return response
+
+
+def reply_json(response: requests.Response, step: Step) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise AtlassianError("Atlassian answered with no JSON", step=step, retryable=True) from None

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from ..errors import AttachError, ConfigError
+from ..errors import AtlassianAuthError, AttachError, ConfigError
 from .url_policy import UnsafeUrlError, vet_credential_url
 
 SECRET_MAX_AGE_SECONDS = 300
+T = TypeVar("T")
 
 
 class AtlassianSecret(BaseModel):
@@ -130,7 +131,18 @@ class SecretSource:
                 "email": env["ATLASSIAN_EMAIL"],
                 "apiToken": env["ATLASSIAN_API_TOKEN"],
                 "workspaceId": env.get("ASSETS_WORKSPACE_ID") or None,
-                "siteUrl": site_url,
+                "siteUrl": site_url or env.get("ATLASSIAN_SITE_URL") or None,
             },
             "the ATLASSIAN_* environment variables",
         )
+
+
+def with_fresh_secret(secrets: SecretSource, call: Callable[[AtlassianSecret], T]) -> T:
+    """``call(secret)``; on a 401, the secret is fetched again (it may have been rotated) and called once more."""
+    secret = secrets.get()
+    try:
+        return call(secret)
+    except AtlassianAuthError as e:
+        if e.status != 401:
+            raise
+    return call(secrets.get(refresh=True))

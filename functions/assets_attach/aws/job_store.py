@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AttachError
 from ..filenames import repair_filename
-from ..jobs import FileStatus, JobRecord, JobSpec, JobStatus, now_iso
+from ..jobs import FINAL_JOB_STATES, FileStatus, JobRecord, JobSpec, JobStatus, now_iso, queued_record
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
 
@@ -60,19 +60,8 @@ class JobStore:
         self._table = table
 
     def create(self, job_id: str, spec: JobSpec) -> None:
-        """Store a new queued job; JobExistsError if the id is taken."""
-        stamp = now_iso()
-        record: dict[str, Any] = {
-            "jobId": job_id,
-            "status": "queued",
-            "origin": spec.origin,
-            "files": [{**f.model_dump(exclude_none=True), "status": "pending"} for f in spec.files],
-            "attempts": 0,
-            "createdAt": stamp,
-            "updatedAt": stamp,
-            "expiresAt": _expires_at(),
-            **spec.model_dump(include={"objectId", "objectKey", "issueKey"}, exclude_none=True),
-        }
+        """Store a new queued job, one ``files`` entry per (file, object) pair; JobExistsError if the id is taken."""
+        record = {**queued_record(job_id, spec), "expiresAt": _expires_at()}
         with _dynamodb("create the job"):
             self._table.put_item(Item=record, ConditionExpression=Attr("jobId").not_exists())
 
@@ -110,6 +99,21 @@ class JobStore:
         with _dynamodb("read the job"):
             item = self._table.get_item(Key={"jobId": job_id}, ConsistentRead=True).get("Item")
         return JobRecord.model_validate(_plain(item)) if item else None
+
+    def wait_until_done(self, job_id: str, seconds: float) -> JobRecord | None:
+        """The job once it has succeeded or failed, or None if it has not within ``seconds`` (read a few times a
+        second at first, then once a second)."""
+        deadline = time.monotonic() + seconds
+        pause = 0.2
+        while True:
+            record = self.get(job_id)
+            if record is not None and record.status in FINAL_JOB_STATES:
+                return record
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
 
     def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None:
         """Set the job's status and/or top-level fields (a None value stores an explicit null)."""

@@ -22,14 +22,14 @@ with the table's TTL a day after its last use.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from ..errors import AttachError, ContinueLaterError
+from ..errors import ContinueLaterError
+from .dynamodb_calls import dynamodb_call, is_condition_failure
 
 LEASE_SECONDS = 180.0  # longer than a link call may take (connect 10 s + read 60 s), with room to record it
 # A job that finds the lease taken looks again after the lease's remaining time, within these bounds: a link
@@ -62,22 +62,6 @@ def lease_taken(object_id: str, seconds_left: float) -> LinkBusyError:
     )
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return str(error.response.get("Error", {}).get("Code")) == "ConditionalCheckFailedException"
-
-
-@contextmanager
-def _dynamodb(action: str) -> Iterator[None]:
-    try:
-        yield
-    except ClientError as e:
-        if _is_condition_failure(e):
-            raise
-        raise AttachError(f"the link lease could not {action}", step="lease", retryable=True) from e
-    except BotoCoreError as e:
-        raise AttachError(f"the link lease could not {action}", step="lease", retryable=True) from e
-
-
 class LinkLeases:
     def __init__(self, table: Any, *, seconds: float | None = None) -> None:
         self._table = table
@@ -92,7 +76,7 @@ class LinkLeases:
         now = time.time()
         times = {":until": int((now + self._seconds) * 1000), ":ttl": int(now) + ITEM_TTL_SECONDS}
         try:
-            with _dynamodb("be renewed"):
+            with dynamodb_call("renewing the link lease", "lease"):
                 item = self._table.update_item(
                     Key=self._key(object_id),
                     UpdateExpression="SET leaseUntilMs = :until, expiresAt = :ttl",
@@ -102,10 +86,10 @@ class LinkLeases:
                 )["Attributes"]
             return Lease(object_id, holder, int(item["generation"]))
         except ClientError as e:
-            if not _is_condition_failure(e):
+            if not is_condition_failure(e):
                 raise
         try:
-            with _dynamodb("be taken"):
+            with dynamodb_call("taking the link lease", "lease"):
                 item = self._table.update_item(
                     Key=self._key(object_id),
                     UpdateExpression="SET holder = :me, leaseUntilMs = :until, expiresAt = :ttl, "
@@ -122,7 +106,7 @@ class LinkLeases:
                     ReturnValues="ALL_NEW",
                 )["Attributes"]
         except ClientError as e:
-            if not _is_condition_failure(e):
+            if not is_condition_failure(e):
                 raise
             self.check_free(object_id, holder)  # raises, with the time the lease still runs
             raise lease_taken(object_id, MIN_BUSY_WAIT_SECONDS) from None  # it was freed a moment ago
@@ -131,7 +115,7 @@ class LinkLeases:
     def check_free(self, object_id: str, holder: str) -> None:
         """LinkBusyError if another holder's lease on the object is running (a look before a long upload)."""
         now = time.time()
-        with _dynamodb("be read"):
+        with dynamodb_call("reading the link lease", "lease"):
             item = self._table.get_item(Key=self._key(object_id), ConsistentRead=True).get("Item") or {}
         seconds_left = float(item.get("leaseUntilMs", 0)) / 1000 - now
         if item.get("holder") not in (None, holder) and seconds_left >= 0:
@@ -147,7 +131,7 @@ class LinkLeases:
         values = {f":s{slot}": entry for slot, entry in slots.items()}
         record = ("SET " + ", ".join(f"linked.#s{slot} = :s{slot}" for slot in slots) + " ") if slots else ""
         try:
-            with _dynamodb("be released"):
+            with dynamodb_call("releasing the link lease", "lease"):
                 self._table.update_item(
                     Key=self._key(lease.object_id),
                     UpdateExpression=f"{record}REMOVE holder",
@@ -156,10 +140,10 @@ class LinkLeases:
                     **({"ExpressionAttributeNames": names} if names else {}),
                 )
         except ClientError as e:
-            if not _is_condition_failure(e):
+            if not is_condition_failure(e):
                 raise
             if slots:  # the lease ran out and was taken over: still say what those generations made
-                with _dynamodb("record a link"):
+                with dynamodb_call("recording a link on the link lease", "lease"):
                     self._table.update_item(
                         Key=self._key(lease.object_id),
                         UpdateExpression=record.strip(),
@@ -169,7 +153,7 @@ class LinkLeases:
 
     def linked_between(self, object_id: str, after: int, before: int) -> set[str] | None:
         """What the generations after ``after`` and before ``before`` linked; None if any left no record."""
-        with _dynamodb("be read"):
+        with dynamodb_call("reading the link lease", "lease"):
             item = self._table.get_item(Key=self._key(object_id), ConsistentRead=True).get("Item") or {}
         ring = item.get("linked") or {}
         made: set[str] = set()

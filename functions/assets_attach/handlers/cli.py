@@ -70,6 +70,9 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if args.source.startswith("s3://"):
         bucket, key = parse_s3_uri(args.source, "SOURCE")
         source = runtime.s3.head(bucket, key)
+    elif args.source.startswith("jira:"):
+        found = runtime.jira.attachment(args.source.removeprefix("jira:").strip(), "SOURCE")
+        source = runtime.jira.source(found.id, name=found.filename, size=found.size, content_type=found.mime_type)
     else:
         source = LocalFile.open(args.source)
     if sys.stderr.isatty():
@@ -151,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assets-attach", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    upload = commands.add_parser("upload", help="attach a file from S3 or a local path to an Assets object")
-    upload.add_argument("source", metavar="SOURCE", help="s3://bucket/key or a local path")
+    upload = commands.add_parser("upload", help="attach a file from S3, Jira or a local path to an Assets object")
+    upload.add_argument("source", metavar="SOURCE", help="s3://bucket/key, jira:<attachmentId> or a local path")
     target = upload.add_mutually_exclusive_group(required=True)
     target.add_argument("--object-id", help="Assets object id: 1234 or <workspaceId>:1234")
     target.add_argument("--object-key", help="Assets object key such as HW-42 (resolved through AQL)")

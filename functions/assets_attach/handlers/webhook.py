@@ -19,7 +19,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
+from ..api_document import ErrorDetail, ErrorReply, JobAccepted
 from ..attach_request import parse_attach_request
 from ..errors import (
     AttachError,
@@ -29,10 +31,12 @@ from ..errors import (
     SourceAccessError,
     SourceNotFoundError,
 )
+from ..jobs import JobRecord
 from ..observability import logger, metrics, tracer
 from ..runtime import get_runtime
 
 app = APIGatewayRestResolver()
+ANSWER_MARGIN_SECONDS = 2.0  # time kept to answer after a wait
 
 
 class UnauthorizedError(AttachError):
@@ -64,9 +68,13 @@ HTTP_STATUS: dict[type[AttachError], HTTPStatus] = {
 }
 
 
+def json_response(status: HTTPStatus, answer: BaseModel | dict[str, Any]) -> Response[str]:
+    body = answer.model_dump_json(exclude_none=True) if isinstance(answer, BaseModel) else json.dumps(answer)
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
 def error_response(status: HTTPStatus, code: str, message: str, field: str | None = None) -> Response[str]:
-    error = {"code": code, "message": message, **({"field": field} if field else {})}
-    return Response(status_code=status, content_type="application/json", body=json.dumps({"error": error}))
+    return json_response(status, ErrorReply(error=ErrorDetail(code=code, message=message, field=field or None)))
 
 
 def authorize() -> None:
@@ -112,16 +120,27 @@ def status_url(job_id: str) -> str:
 def create_job() -> Response[str]:
     authorize()
     request = parse_attach_request(json_body(), get_runtime().workspace_id)
-    logger.append_keys(objectId=request.object_id or request.object_key, issueKey=request.issue_key)
+    logger.append_keys(objectId=",".join(request.objects), issueKey=request.issue_key)
     try:
-        job = get_runtime().intake.accept(request)
+        job_id = get_runtime().intake.accept(request)["jobId"]
     except IdempotencyAlreadyInProgressError:
         raise JobInProgressError("the same request is being accepted right now; send it again shortly") from None
-    logger.append_keys(jobId=job["jobId"])
-    logger.info("job accepted", extra={"files": [f"s3://{f.bucket}/{f.key}" for f in request.files]})
+    logger.append_keys(jobId=job_id)
+    logger.info("job accepted")
     metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
-    body = {"jobId": job["jobId"], "status": "queued", "statusUrl": status_url(job["jobId"])}
-    return Response(status_code=HTTPStatus.ACCEPTED, content_type="application/json", body=json.dumps(body))
+    if request.wait_seconds:
+        finished = wait_for(job_id, request.wait_seconds)
+        if finished is not None:
+            status = HTTPStatus.OK if finished.status == "succeeded" else HTTPStatus.UNPROCESSABLE_ENTITY
+            return json_response(status, {**finished.public_view(), "statusUrl": status_url(job_id)})
+    return json_response(HTTPStatus.ACCEPTED, JobAccepted(jobId=job_id, statusUrl=status_url(job_id)))
+
+
+def wait_for(job_id: str, seconds: float) -> JobRecord | None:
+    """The finished job, watched in its record (the worker does the work), or None when time ran out; the
+    wait ends early enough for API Gateway's 29 s and this invocation's own timeout."""
+    time_left = app.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+    return get_runtime().jobs.wait_until_done(job_id, min(seconds, time_left))
 
 
 @app.get("/attachments/jobs/<job_id>")

@@ -70,7 +70,7 @@ def receives(record: SQSRecord, runtime: Runtime) -> tuple[int, bool]:
 @tracer.capture_method(capture_response=False)
 def run_job(message: JobMessage, record: SQSRecord, context: LambdaContext, runtime: Runtime) -> None:
     receive_count, last_receive = receives(record, runtime)
-    with logger.append_context_keys(jobId=message.jobId, objectId=message.spec.objectId, receiveCount=receive_count):
+    with logger.append_context_keys(jobId=message.jobId, issueKey=message.spec.issueKey, receiveCount=receive_count):
         try:
             run_with_retries(message, record, context, runtime, receive_count, last_receive)
         except ReturnToQueueError:

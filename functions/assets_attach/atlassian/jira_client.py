@@ -1,0 +1,210 @@
+"""Jira issue attachments as sources: their metadata from the Jira site, their bytes streamed.
+
+Every call goes to the secret's ``siteUrl`` with its Basic credentials, as the Assets calls do. The content
+is asked for with ``redirect=false``, so the site answers with the bytes. A site that redirects anyway (to
+the media host, with a download token in the query) is followed once, without the Basic credentials, and
+only to a host that MEDIA_ALLOWED_HOSTS admits: the token in that URL is a credential too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urljoin
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ..errors import (
+    AtlassianError,
+    AttachError,
+    BadRequestError,
+    MediaHostNotAllowedError,
+    SiteUrlMissingError,
+    SourceAccessError,
+    SourceDeletedError,
+    SourceNotFoundError,
+)
+from ..jobs import JobFile, assets_name
+from .http_session import (
+    API_READ_TIMEOUT,
+    CONNECT_TIMEOUT,
+    REDIRECTS,
+    network_error,
+    raise_for_reply,
+    reply_json,
+    send_basic,
+)
+from .secret import AtlassianSecret, SecretSource, with_fresh_secret
+from .url_policy import UnsafeUrlError, shown_url, vet_credential_url
+
+T = TypeVar("T")
+JIRA_ATTACHMENT_ID = re.compile(r"[1-9][0-9]{0,18}")
+CHUNK_SIZE = 1024 * 1024
+SITE_URL_HINT = 'add "siteUrl": "https://<your-site>.atlassian.net" to the Atlassian secret'
+
+
+class JiraAttachment(BaseModel):
+    """An attachment as Jira describes it (``id`` is a number in one answer and a string in the other)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", coerce_numbers_to_str=True)
+
+    id: str
+    filename: str = Field(min_length=1)
+    size: int = Field(ge=0)
+    mime_type: str | None = Field(default=None, alias="mimeType")
+
+    def job_file(self, filename: str | None, comment: str) -> JobFile:
+        """This attachment as a job's file: its id is the pin, its name and type Jira's unless ``filename``."""
+        return JobFile(
+            jiraAttachmentId=self.id,
+            filename=assets_name(filename, self.filename),
+            comment=comment,
+            size=self.size,
+            contentType=self.mime_type,
+        )
+
+
+@dataclass(frozen=True)
+class JiraSource:
+    """One Jira attachment as the engine reads it (a ``FileSource``): its bytes stream from the site."""
+
+    attachment_id: str
+    name: str
+    size: int
+    content_type: str | None
+    client: JiraClient = field(repr=False, compare=False)
+    expected_md5: str | None = None  # Jira publishes no digest: the byte count is the check
+
+    def chunks(self) -> Iterator[bytes]:
+        response = self.client.open_content(self.attachment_id)
+        try:
+            yield from response.iter_content(CHUNK_SIZE)
+        except (requests.RequestException, OSError) as e:
+            raise AttachError(
+                f"reading Jira attachment {self.attachment_id} failed ({type(e).__name__})",
+                step="jira-read",
+                retryable=True,
+            ) from e
+        finally:
+            response.close()
+
+
+class JiraClient:
+    def __init__(self, session: requests.Session, secrets: SecretSource, media_allowed_hosts: Iterable[str]) -> None:
+        self._session = session
+        self._secrets = secrets
+        self._media_allowed_hosts = tuple(media_allowed_hosts)
+
+    def attachment(self, attachment_id: str, field: str = "jiraAttachments") -> JiraAttachment:
+        """``GET {siteUrl}/rest/api/3/attachment/{id}``; a missing attachment is a SourceNotFoundError."""
+        if not JIRA_ATTACHMENT_ID.fullmatch(attachment_id):
+            raise BadRequestError(f"{attachment_id[:40]!r} is not a Jira attachment id", field=field)
+        reply = self._get_json(f"/rest/api/3/attachment/{attachment_id}", f"Jira attachment {attachment_id}", field)
+        return _parse(_ATTACHMENT, reply)
+
+    def issue_attachments(self, issue_key: str) -> list[JiraAttachment]:
+        """Every attachment the issue has now (``GET {siteUrl}/rest/api/3/issue/{key}?fields=attachment``)."""
+        reply = self._get_json(
+            f"/rest/api/3/issue/{issue_key}", f"Jira issue {issue_key}", "issueKey", params={"fields": "attachment"}
+        )
+        fields = reply.get("fields") if isinstance(reply, dict) else None
+        return _parse(_ATTACHMENTS, (fields or {}).get("attachment") or [])
+
+    def source(self, attachment_id: str, *, name: str, size: int, content_type: str | None) -> JiraSource:
+        return JiraSource(attachment_id, name, size, content_type, self)
+
+    def open_content(self, attachment_id: str) -> requests.Response:
+        """The attachment's bytes as a streamed response (the caller closes it)."""
+        path = f"/rest/api/3/attachment/content/{attachment_id}"
+
+        def call(secret: AtlassianSecret) -> requests.Response:
+            return send_basic(
+                self._session,
+                "jira-read",
+                "GET",
+                self._site(secret) + path,
+                secret.basic_auth,
+                params={"redirect": "false"},
+                stream=True,
+                redirect_ok=True,
+            )
+
+        try:
+            response = with_fresh_secret(self._secrets, call)
+        except AtlassianError as e:
+            raise _deleted_or(e, attachment_id) from e
+        if response.status_code in REDIRECTS:
+            response.close()
+            response = self._download(urljoin(response.url, response.headers.get("Location", "")), attachment_id)
+        return response
+
+    def _download(self, location: str, attachment_id: str) -> requests.Response:
+        """Follow the site's redirect to the media host: no Basic credentials, and only to an allowed host."""
+        try:
+            url = vet_credential_url(
+                location, allowed_hosts=self._media_allowed_hosts, allow_query=True, hosts_setting="MEDIA_ALLOWED_HOSTS"
+            )
+        except UnsafeUrlError as e:
+            raise MediaHostNotAllowedError(
+                f"Jira sent attachment {attachment_id} to {shown_url(location.split('?')[0])}, which was not "
+                f"followed: {e.reason}",
+                step="jira-read",
+            ) from None
+        try:
+            response = self._session.get(
+                url, stream=True, allow_redirects=False, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT)
+            )
+        except requests.RequestException as e:
+            raise network_error("jira-read", e) from e
+        try:
+            raise_for_reply(response, "jira-read")
+        except AtlassianError as e:
+            response.close()
+            raise _deleted_or(e, attachment_id) from e
+        return response
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def _site(self, secret: AtlassianSecret) -> str:
+        if not secret.site_url:
+            raise SiteUrlMissingError(f"Jira attachments need the Jira site: {SITE_URL_HINT}", field="jiraAttachments")
+        return secret.site_url
+
+    def _get_json(self, path: str, what: str, field: str, **kwargs: Any) -> Any:
+        def call(secret: AtlassianSecret) -> Any:
+            response = send_basic(self._session, "jira", "GET", self._site(secret) + path, secret.basic_auth, **kwargs)
+            return reply_json(response, "jira")
+
+        try:
+            return with_fresh_secret(self._secrets, call)
+        except AtlassianError as e:
+            if e.status == 404:
+                raise SourceNotFoundError(f"{what} does not exist", step="jira", status=404, field=field) from e
+            if e.status == 403:
+                raise SourceAccessError(
+                    f"the secret's account may not see {what}", step="jira", status=403, field=field
+                ) from e
+            raise
+
+
+def _deleted_or(error: AtlassianError, attachment_id: str) -> AttachError:
+    """A 404 for content accepted earlier: the attachment was deleted since."""
+    if error.status == 404:
+        return SourceDeletedError(
+            f"Jira attachment {attachment_id} was deleted after the request was accepted", step="jira-read"
+        )
+    return error
+
+
+def _parse(adapter: TypeAdapter[T], data: object) -> T:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError:
+        raise AtlassianError("Jira's reply had an unexpected shape", step="jira", retryable=False) from None
+
+
+_ATTACHMENT = TypeAdapter(JiraAttachment)
+_ATTACHMENTS = TypeAdapter(list[JiraAttachment])
