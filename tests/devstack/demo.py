@@ -3,9 +3,11 @@
 It starts a moto server (S3, SQS, DynamoDB, Secrets Manager), the Atlassian simulator, the webhook
 behind a local API Gateway front and the worker polling the queue. Then, as a Jira Automation rule
 would, it POSTs the webhook for a file with a non-ASCII name, follows the job's status URL until the
-job ends, and shows what landed in Assets. Last, it drops a file into the bucket under
-``attachments/HW-42/`` and shows the S3 notification attach it. Exits non-zero unless each attachment is
-there, once, with the file's exact bytes.
+job ends, and shows what landed in Assets. Then it drops a file into the bucket under
+``attachments/HW-42/`` and shows the S3 notification attach it. Last, as the rule "attachment added to a
+request → copy it to the request's assets" would, it sends a Jira issue attachment to two objects with
+``"wait": true`` and shows the answer the rule gets. Exits non-zero unless each attachment is there, once,
+with the file's exact bytes.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def run(stack: LocalStack, api_url: str) -> int:
     print(f"  sha256          {attachment.sha256} ({'matches' if matches else 'DIFFERS from'} the S3 object)")
     if not (matches and attachment.filename == SAMPLE_KEY.rsplit("/", 1)[-1]):
         return 1
-    return drop_into_bucket(stack)
+    return drop_into_bucket(stack) or jira_attachment_to_two_objects(stack, api_url)
 
 
 def drop_into_bucket(stack: LocalStack) -> int:
@@ -111,9 +113,38 @@ def drop_into_bucket(stack: LocalStack) -> int:
     return 1
 
 
+def jira_attachment_to_two_objects(stack: LocalStack, api_url: str) -> int:
+    """A Jira issue's attachment onto two Assets objects (as a multi-object Assets field names them), waiting."""
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(150_000)
+    attachment_id = stack.sim.add_jira_attachment("SUP-7", "Typenschild.png", data, "image/png")
+    print(f"\nJira issue SUP-7 gets an attachment: Typenschild.png ({len(data):,} bytes, id {attachment_id})")
+    ws = stack.sim.workspace_id
+    body = {"objectId": f"{ws}:1234, {ws}:5678", "jiraAttachments": [attachment_id], "issueKey": "SUP-7", "wait": True}
+    print(f"POST {api_url}/attachments\n  {json.dumps(body)}")
+    reply = requests.post(
+        f"{api_url}/attachments", json=body, headers={"Authorization": f"Bearer {stack.webhook_token}"}, timeout=30
+    )
+    job = reply.json()
+    print(f"  → {reply.status_code} job {job.get('jobId')} {job.get('status')}")
+    for file in job.get("files", []):
+        attached = f"attachment {file.get('attachmentId')}"
+        print(f"    object {file['objectId']:<6} {file['filename']}  {file['status']}  {attached}")
+    if reply.status_code != 200:
+        print(f"FAILED: {reply.text}", file=sys.stderr)
+        return 1
+    digest = hashlib.sha256(data).hexdigest()
+    for object_id in ("1234", "5678"):
+        copies = [a for a in stack.sim.attachments(object_id) if a.filename == "Typenschild.png"]
+        if len(copies) != 1 or copies[0].sha256 != digest or copies[0].mime_type != "image/png":
+            print(f"FAILED: object {object_id} does not hold exactly one copy of the file", file=sys.stderr)
+            return 1
+        print(f"  object {object_id} holds Typenschild.png once, sha256 matches the Jira attachment")
+    return 0
+
+
 def main() -> int:
     os.environ.update(QUIET)
-    with local_stack({"1234": "HW-42"}) as stack, LocalApi() as api:
+    with local_stack({"1234": "HW-42", "5678": "HW-43"}) as stack, LocalApi() as api:
         print(f"moto server       {stack.moto_url}")
         print(f"Atlassian sim     {stack.sim.base_url}  (workspace {stack.sim.workspace_id})")
         print(f"webhook           {api.url}/attachments")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -47,6 +48,26 @@ def test_upload_from_s3_by_key_prints_one_json_line(stack: LocalStack) -> None:
     assert summary["mediaId"] == attachment.media_id
     assert attachment.comment == "hi"
     assert_no_secret(stack, done.stdout, done.stderr)
+
+
+def test_upload_a_jira_attachment(stack: LocalStack) -> None:
+    data = b"%PDF-1.7 from Jira"
+    attachment_id = stack.sim.add_jira_attachment("SUP-1", "Übergabe.pdf", data, "application/pdf")
+
+    done = run_cli("upload", f"jira:{attachment_id}", "--object-id", "1234")
+    missing = run_cli("upload", "jira:99999", "--object-id", "1234")
+
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["filename"], summary["size"], summary["contentType"]) == (
+        "Übergabe.pdf",
+        len(data),
+        "application/pdf",
+    )
+    [attachment] = stack.sim.attachments("1234")
+    assert attachment.sha256 == hashlib.sha256(data).hexdigest()
+    assert missing.returncode != 0 and "Jira attachment 99999 does not exist" in missing.stderr
+    assert_no_secret(stack, done.stdout, done.stderr, missing.stderr)
 
 
 def test_upload_local_file_with_workspace_prefixed_id(stack: LocalStack, tmp_path: Path) -> None:

@@ -24,3 +24,6 @@ def test_demo_attaches_the_file_through_webhook_queue_and_worker() -> None:
     assert "Prüfbericht 2026 – 検査 ✓.pdf" in done.stdout
     assert "attached        Lieferschein März.csv" in done.stdout
     assert "object 1234 now holds 2 attachments" in done.stdout
+    assert "→ 200 job" in done.stdout and "succeeded" in done.stdout
+    for object_id in ("1234", "5678"):
+        assert f"object {object_id} holds Typenschild.png once, sha256 matches the Jira attachment" in done.stdout

@@ -76,6 +76,26 @@ def test_metadata_route_with_name_and_comment(dropping: LocalStack, worker: Loca
     assert attachment.comment == "Geprüft ✓"
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [{"assets-object-id": "1234, sim-workspace:5678"}, {"assets-object-key": "HW-42 HW-43"}],
+    ids=["ids", "keys"],
+)
+def test_metadata_naming_several_objects_attaches_to_each(
+    dropping: LocalStack, worker: LocalWorker, api: str, metadata: dict[str, str]
+) -> None:
+    dropping.sim.add_object("5678", "HW-43")
+    key = "attachments/inbox/both.pdf"
+    dropping.put(key, b"%PDF-1.7 both", **metadata)
+
+    worker.drain()
+
+    for object_id in ("1234", "5678"):
+        assert [a.filename for a in dropping.sim.attachments(object_id)] == ["both.pdf"]
+    job = job_of(dropping, api, key)
+    assert [(f["objectId"], f["status"]) for f in job["files"]] == [("1234", "attached"), ("5678", "attached")]
+
+
 def test_a_duplicate_event_attaches_nothing_new(dropping: LocalStack, worker: LocalWorker) -> None:
     key = "attachments/1234/once.txt"
     dropping.put(key, b"once")
