@@ -174,3 +174,18 @@ class MediaTokenExpiredError(AtlassianError):
 
     code = "media_token_expired"
     retryable = True
+
+
+class ChunkedUploadRefusedError(AtlassianError):
+    """The media service refused to create a chunked upload (401, 403, 404 or 405): it does not offer that protocol
+    to this client, and the single multipart POST is the way (``MEDIA_UPLOAD_MODE=auto`` falls back to it)."""
+
+    code = "chunked_upload_refused"
+
+
+class ChunkedUploadStaleError(AtlassianError):
+    """A chunked upload cannot be continued from where the caller stands: the upload is gone (404) or has another
+    number of chunks appended than the caller's offset (409). Starting a new upload fixes it."""
+
+    code = "chunked_upload_stale"
+    retryable = True

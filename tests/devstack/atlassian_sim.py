@@ -34,10 +34,31 @@ and a client that forwards its Basic credentials to the media host is refused. T
 redacted in :attr:`AtlassianSimulator.requests`, and ``Authorization`` by its scheme only, as elsewhere. (Where an
 HTTP proxy is configured, ``NO_PROXY`` must cover the download host as well as 127.0.0.1, e.g. ``127.0.0.0/8``.)
 
+The media service's chunked upload (``MEDIA_CHUNKED.md``), with the same Bearer JWT and ``X-Client-Id`` as 2:
+
+11. ``POST /media/upload?createUpTo=1&hashAlgorithm=sha256`` -> ``{"data": [{"id", "created", "expires"}]}``
+12. ``PUT  /media/chunk/{etag}?uploadId=...&partNumber=n`` -> the chunk's raw bytes; the etag
+    ``sha256-<hex>-<size>`` must be the body's SHA-256 and length (else 400). Chunks are held once each, by etag
+    (sending one again is harmless), and only until an append has taken them for every part they were sent as
+13. ``PUT  /media/upload/{uploadId}/chunks`` JSON ``{"chunks": [etag, ...], "offset": n}`` -> appends in order;
+    ``offset`` must be the number of chunks already appended (else 409) and every etag must have been sent (else
+    400). The upload keeps the running SHA-256 and size of its appended bytes, not the bytes
+14. ``POST /media/file/upload`` JSON ``{"uploadId", "name", "mimeType", "conditions": {"size"}}`` -> a media file
+    made of the appended chunks (``conditions.size`` must be their total size, else 400), recorded as a
+    :class:`SimUpload` exactly as 2 records one, so that 3 links its id
+
+:attr:`AtlassianSimulator.chunked_enabled` ``= False`` (``--no-chunked``) plays a service without the protocol: 11 to
+14 answer 404. Counters (:meth:`AtlassianSimulator.chunk_stats`, also served as ``GET /__sim/stats`` for a simulator
+in its own process): ``chunkBytesReceived`` (every body byte read on 12, whatever became of it), ``chunksAccepted``
+and ``chunkBytesAccepted`` (chunks whose etag checked out, repeats included), ``chunksHeld`` and ``chunkBytesHeld``
+(distinct chunks in memory now), ``uploadsOpen``. :meth:`AtlassianSimulator.expire_chunked_uploads` makes every
+upload so far answer 404, as its ``expires`` passing would.
+
 Faults (error statuses, ``Retry-After``, delays, dropped connections, replies lost after a successful link)
 are queued per step with :meth:`AtlassianSimulator.inject`. Steps 7 to 10 are ``jira-attachment``, ``jira-issue``,
 ``jira-content`` (including its 303) and ``media-download``; on the last two ``drop_after_bytes`` cuts the body
-after that many bytes.
+after that many bytes. Steps 11 to 14 are ``media-upload-create``, ``media-chunk`` (``drop_after_bytes`` cuts
+its request body as on ``upload``), ``media-append`` and ``media-file-create``.
 
 Run ``python -m devstack.atlassian_sim --port 0 --object 1234:HW-42`` to serve it from its own process: it
 prints one JSON line with its URLs and credentials, then serves until SIGTERM or SIGINT.
@@ -86,9 +107,14 @@ STEPS = frozenset(
         "jira-issue",
         "jira-content",
         "media-download",
+        "media-upload-create",
+        "media-chunk",
+        "media-append",
+        "media-file-create",
     }
 )
 _STREAMED_STEPS = frozenset({"jira-content", "media-download"})  # raw bytes, not JSON; faults cut their body
+_BODY_STEPS = frozenset({"upload", "media-chunk"})  # large request bodies: their handler reads them itself
 
 READ_CHUNK = 1 << 20  # socket reads while streaming an upload
 HEAD_LIMIT = 64 << 10  # preamble + the part's headers must fit in this
@@ -97,6 +123,8 @@ DRAIN_KEEPALIVE_LIMIT = 1 << 20  # an unread body up to this is read and dropped
 LINGER_SECONDS = 30.0  # how long a rejected upload's body is still read (and dropped) after the answer
 IDLE_TIMEOUT = 60.0  # per-connection socket timeout
 WRITE_CHUNK = 1 << 20  # socket writes while streaming a download
+MAX_CHUNK_BYTES = 256 << 20  # the largest chunk the web client sends is 210 MiB
+UPLOAD_TTL_SECONDS = 24 * 3600.0  # how long a chunked upload may be appended to (its "expires")
 
 _BASIC_401 = {"code": 401, "message": "Unauthorized; scope does not match"}
 _AQL_RE = re.compile(
@@ -108,6 +136,9 @@ _OBJECT_ATTACH_RE = re.compile(r"^attachments/object/([^/]+)(/credentials)?$")
 _JIRA_ATTACHMENT_RE = re.compile(r"^/rest/api/3/attachment/(content/)?([^/]+)$")
 _JIRA_ISSUE_RE = re.compile(r"^/rest/api/3/issue/([^/]+)$")
 _MEDIA_DOWNLOAD_RE = re.compile(r"^/media/file/([^/]+)/binary$")
+_CHUNK_RE = re.compile(r"^/media/chunk/([^/]+)$")
+_UPLOAD_CHUNKS_RE = re.compile(r"^/media/upload/([^/]+)/chunks$")
+_ETAG_RE = re.compile(r"^sha256-([0-9a-f]{64})-([1-9][0-9]{0,11})$")  # an empty chunk is never sent
 _ISSUE_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 _SECRET_QUERY = frozenset({"token"})  # query parameters recorded redacted
@@ -151,6 +182,7 @@ class SimUpload:
     size: int
     sha256: str
     headers: dict[str, str]
+    chunked_upload_id: str | None = None  # the chunked upload it was made from; None: the single POST
 
 
 @dataclass(frozen=True)
@@ -199,6 +231,20 @@ class _SimObject:
 class _JiraIssue:
     id: str
     key: str
+
+
+@dataclass(eq=False)
+class _ChunkedUpload:
+    """An upload being assembled: the etags appended so far, and the running SHA-256 and size of their bytes."""
+
+    id: str
+    client_id: str
+    created_ms: int
+    expires_ms: int
+    etags: list[str]
+    size: int
+    hasher: Any  # hashlib's sha256 object
+    lock: threading.Lock  # one append at a time, hashing outside the simulator's lock
 
 
 @dataclass(frozen=True, eq=False)
@@ -354,6 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
     _body_done: bool
     _recorded: tuple[str, str, dict[str, str], dict[str, str]] | None  # this request, until recorded
     _delay: float
+    _counting_chunk: bool  # body bytes read count towards chunk_stats()["chunkBytesReceived"]
     _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, untyped in typeshed
 
     # ----------------------------------------------------------------------------------------- plumbing
@@ -464,6 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
                 got = self.rfile.readinto1(scratch if left is None else scratch[: min(left, READ_CHUNK)])
                 if not got:
                     break
+                self._count_body(got)
                 if left is not None:
                     left -= got
         except OSError:
@@ -493,10 +541,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ClientGone from exc
         if not got:
             raise _ClientGone
+        self._count_body(got)
         self._body_remaining = remaining - got
         if self._body_remaining == 0:
             self._body_done = True
         return got
+
+    def _count_body(self, got: int) -> None:
+        if self._counting_chunk and got:
+            self.sim._count_chunk_bytes(got)
 
     def _discard_body(self) -> None:
         scratch = memoryview(bytearray(min(READ_CHUNK, max(self._body_remaining or 0, 1))))
@@ -571,6 +624,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._route_jira(method, path)
         if path == f"/media{sim.upload_path}":
             return ("upload", self._upload, ()) if method == "POST" else None
+        if path.startswith("/media/"):
+            return self._route_chunked(method, path) if sim.chunked_enabled else None
+        if path == "/__sim/stats":
+            return ("sim-stats", self._sim_stats, ()) if method == "GET" else None
         if path == "/rest/servicedeskapi/assets/workspace":
             return ("workspace", self._workspace, ()) if method == "GET" else None
         match = _ASSETS_RE.match(path)
@@ -605,6 +662,20 @@ class _Handler(BaseHTTPRequestHandler):
             return "jira-issue", self._jira_issue, (unquote(match.group(1)),)
         return None
 
+    def _route_chunked(self, method: str, path: str) -> _Route | None:
+        """Steps 11 to 14, the chunked upload (only while ``chunked_enabled``)."""
+        if path == "/media/upload":
+            return ("media-upload-create", self._create_upload, ()) if method == "POST" else None
+        if path == "/media/file/upload":
+            return ("media-file-create", self._create_file, ()) if method == "POST" else None
+        match = _CHUNK_RE.match(path)
+        if match:
+            return ("media-chunk", self._put_chunk, (unquote(match.group(1)),)) if method == "PUT" else None
+        match = _UPLOAD_CHUNKS_RE.match(path)
+        if match:
+            return ("media-append", self._append_chunks, (unquote(match.group(1)),)) if method == "PUT" else None
+        return None
+
     def _route_media_download(self, method: str, path: str) -> _Route | None:
         match = _MEDIA_DOWNLOAD_RE.match(path)
         if not match or method != "GET":
@@ -620,6 +691,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self._delay = 0
+        self._counting_chunk = False
         self._body_done = False
         try:
             self._body_remaining = self._content_length()
@@ -642,23 +714,24 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             raise _error(404, f"No route for {self.command} {path}")
         step, handler, params = route
-        fault = self.sim._take_fault(step)
+        self._counting_chunk = step == "media-chunk"
+        fault = self.sim._take_fault(step) if step in STEPS else None
         if step in _STREAMED_STEPS:
             self._serve_streamed(handler, params, query, fault)
             return
-        if step != "upload":
+        if step not in _BODY_STEPS:
             body = self._read_small_body()
         if fault is not None:
             self._delay = fault.delay_seconds
             if not fault.after_success:
                 if fault.drop_after_bytes is not None:
-                    self._drop(fault.drop_after_bytes if step == "upload" else 0)
+                    self._drop(fault.drop_after_bytes if step in _BODY_STEPS else 0)
                     return
                 if fault.status is not None:
-                    self._reply_fault(fault, close=step == "upload")
+                    self._reply_fault(fault, close=step in _BODY_STEPS)
                     return
-        if step == "upload":
-            status, payload = handler(query)
+        if step in _BODY_STEPS:
+            status, payload = handler(*params, query=query)
         else:
             status, payload = handler(*params, query=query, body=body)
         if fault is not None and fault.after_success:
@@ -750,6 +823,7 @@ class _Handler(BaseHTTPRequestHandler):
                 while left > 0:
                     if self._body_remaining is None:
                         got = self.rfile.readinto1(scratch[: min(left, len(scratch))])
+                        self._count_body(got)
                     else:
                         got = self._read_into(scratch[: min(left, len(scratch))])
                     if not got:
@@ -788,6 +862,14 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not token.strip():
             raise _error(401, "Missing Bearer token")
         return self.sim._verify_jwt(token.strip())
+
+    def _require_media_auth(self) -> dict[str, Any]:
+        """The media service's check on every upload call: a valid Bearer JWT and its client in X-Client-Id."""
+        claims = self._require_bearer()
+        client_id = self.headers.get("X-Client-Id")
+        if client_id != claims.get("clientId"):
+            raise _error(403, "X-Client-Id does not match the token's client")
+        return claims
 
     def _require_workspace(self, workspace: str) -> None:
         if workspace != self.sim.workspace_id:
@@ -968,10 +1050,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _upload(self, query: dict[str, str]) -> tuple[int, Any]:
         """Check the headers, then stream the body through a one-part multipart parser."""
-        claims = self._require_bearer()
-        client_id = self.headers.get("X-Client-Id")
-        if client_id != claims.get("clientId"):
-            raise _error(403, "X-Client-Id does not match the token's client")
+        claims = self._require_media_auth()
         if self.headers.get("Transfer-Encoding") is not None:
             raise _error(411, "Transfer-Encoding is not accepted; send a Content-Length")
         if self._body_remaining is None:
@@ -1019,6 +1098,119 @@ class _Handler(BaseHTTPRequestHandler):
                 "representations": {},
             }
         }
+
+    # ----------------------------------------------------------------------------------------- chunked upload
+
+    def _create_upload(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """Step 11: ``createUpTo`` new uploads (the web client asks for one), hashed with SHA-256."""
+        claims = self._require_media_auth()
+        raw = query.get("createUpTo", "1")
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise _error(400, f"createUpTo must be an integer from 1 to 100, not {raw!r}")
+        algorithm = query.get("hashAlgorithm", "sha256")
+        if algorithm != "sha256":
+            raise _error(400, f"hashAlgorithm {algorithm!r} is not supported; use sha256")
+        uploads = [self.sim._new_chunked_upload(str(claims["clientId"])) for _ in range(int(raw))]
+        return 201, {"data": [{"id": u.id, "created": u.created_ms, "expires": u.expires_ms} for u in uploads]}
+
+    def _put_chunk(self, etag: str, *, query: dict[str, str]) -> tuple[int, Any]:
+        """Step 12: read the chunk whole, then check that its SHA-256 and length are the etag's."""
+        claims = self._require_media_auth()
+        match = _ETAG_RE.match(etag)
+        if not match:
+            raise _error(400, f"Malformed chunk etag {etag[:100]!r}; expected sha256-<hex>-<size>")
+        upload = self.sim._find_chunked_upload(query.get("uploadId", ""), str(claims["clientId"]))
+        part = query.get("partNumber", "")
+        if not part.isdigit() or int(part) < 1:
+            raise _error(400, f"partNumber must be a positive integer, not {part!r}")
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise _error(411, "Transfer-Encoding is not accepted; send a Content-Length")
+        length = self._body_remaining
+        if length is None:
+            raise _error(411, "Content-Length is required")
+        if length > MAX_CHUNK_BYTES:
+            raise _error(413, f"A chunk may hold at most {MAX_CHUNK_BYTES} bytes")
+        self._send_continue()
+        data = bytearray(length)
+        view = memoryview(data)
+        got = 0
+        while got < length:
+            got += self._read_into(view[got:])
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != match.group(1) or length != int(match.group(2)):
+            raise _error(400, f"The chunk's SHA-256 and size (sha256-{digest}-{length}) do not match its etag")
+        self.sim._store_chunk(etag, upload.id, int(part), view.toreadonly())
+        return 201, {}
+
+    def _append_chunks(self, upload_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """Step 13: append chunks at ``offset``, which must be the number already appended."""
+        claims = self._require_media_auth()
+        upload = self.sim._find_chunked_upload(upload_id, str(claims["clientId"]))
+        data = self._json_body(body)
+        if not isinstance(data, dict):
+            raise _error(400, "The body must be a JSON object")
+        etags, offset = data.get("chunks"), data.get("offset")
+        if not isinstance(etags, list) or not all(isinstance(e, str) for e in etags):
+            raise _error(400, "chunks: a list of etags is required", {"chunks": "required"})
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise _error(400, "offset: a non-negative integer is required", {"offset": "required"})
+        for index, etag in enumerate(etags):
+            if not _ETAG_RE.match(etag):
+                raise _error(400, f"chunks[{index}] is not a chunk etag: {etag[:100]!r}")
+        self.sim._append_chunks(upload, etags, offset)
+        return 200, {}
+
+    def _create_file(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """Step 14: a media file of the upload's appended chunks, linkable as one from the single POST."""
+        claims = self._require_media_auth()
+        data = self._json_body(body)
+        if not isinstance(data, dict):
+            raise _error(400, "The body must be a JSON object")
+        upload_id, name, mime_type = data.get("uploadId"), data.get("name"), data.get("mimeType")
+        conditions = data.get("conditions")
+        size = conditions.get("size") if isinstance(conditions, dict) else None
+        for field, value, ok in (
+            ("uploadId", upload_id, isinstance(upload_id, str) and bool(upload_id)),
+            ("name", name, isinstance(name, str) and bool(name)),
+            ("mimeType", mime_type, isinstance(mime_type, str) and bool(mime_type)),
+            ("conditions.size", size, isinstance(size, int) and not isinstance(size, bool) and size >= 0),
+        ):
+            if not ok:
+                raise _error(400, f"{field} is required and must be valid, not {value!r}", {field: "invalid"})
+        upload = self.sim._find_chunked_upload(cast(str, upload_id), str(claims["clientId"]))
+        appended_size, digest = self.sim._assembled(upload)
+        if appended_size != size:
+            raise _error(400, f"conditions.size {size} does not match the {appended_size} bytes appended")
+        media_id = str(uuid.uuid4())
+        self.sim._add_upload(
+            SimUpload(
+                media_id=media_id,
+                object_id=str(claims["objectId"]),
+                name=cast(str, name),
+                part_filename=None,
+                part_filename_star=None,
+                content_type=cast(str, mime_type),
+                size=appended_size,
+                sha256=digest,
+                headers=self._recorded_headers(redact=False),
+                chunked_upload_id=upload.id,
+            )
+        )
+        return 201, {
+            "data": {
+                "id": media_id,
+                "name": name,
+                "size": appended_size,
+                "mimeType": mime_type,
+                "processingStatus": "pending",
+                "artifacts": {},
+                "representations": {},
+            }
+        }
+
+    def _sim_stats(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """The simulator's counters, for a bench that runs it in its own process (not an Atlassian API)."""
+        return 200, self.sim.chunk_stats()
 
     def _stream_one_part(self, boundary: bytes) -> tuple[tuple[str, dict[str, str]], int, str]:
         """Parse a body of exactly one part named ``file`` without holding it: returns headers, size, sha256.
@@ -1200,6 +1392,14 @@ class AtlassianSimulator:
         self._download_jti: set[str] = set()
         self._download_server: _Server | None = None
         self._download_thread: threading.Thread | None = None
+        # The chunked upload (steps 11 to 14); False plays a media service without it: those calls answer 404.
+        self.chunked_enabled = True
+        self._chunked_uploads: dict[str, _ChunkedUpload] = {}
+        self._chunks: dict[str, memoryview] = {}  # etag -> the chunk's bytes, held once
+        self._chunk_holders: dict[str, set[tuple[str, int]]] = {}  # etag -> (upload id, part) sent, not yet appended
+        self._chunk_bytes_received = 0
+        self._chunks_accepted = 0
+        self._chunk_bytes_accepted = 0
 
     # ----------------------------------------------------------------------------------------- lifecycle
 
@@ -1401,6 +1601,29 @@ class AtlassianSimulator:
             del self._jira_data[attachment.id]
             del self._media_files[attachment.media_file_id]
 
+    def chunk_stats(self) -> dict[str, int]:
+        """The chunked upload's counters (see the module docstring); also ``GET /__sim/stats``."""
+        with self._lock:
+            return {
+                "chunkBytesReceived": self._chunk_bytes_received,
+                "chunksAccepted": self._chunks_accepted,
+                "chunkBytesAccepted": self._chunk_bytes_accepted,
+                "chunksHeld": len(self._chunks),
+                "chunkBytesHeld": sum(len(data) for data in self._chunks.values()),
+                "uploadsOpen": len(self._chunked_uploads),
+            }
+
+    def expire_chunked_uploads(self) -> None:
+        """As the uploads' ``expires`` passing: every chunked upload so far answers 404 from now on."""
+        with self._lock:
+            gone = set(self._chunked_uploads)
+            self._chunked_uploads.clear()
+            for etag, holders in list(self._chunk_holders.items()):
+                holders -= {h for h in holders if h[0] in gone}
+                if not holders:
+                    del self._chunk_holders[etag]
+                    self._chunks.pop(etag, None)
+
     def expire_download_tokens(self) -> None:
         """Expire the media download tokens handed out so far (``expire_tokens`` expires them as well)."""
         with self._lock:
@@ -1581,6 +1804,76 @@ class AtlassianSimulator:
         bean["properties"] = {}
         return bean
 
+    def _count_chunk_bytes(self, count: int) -> None:
+        with self._lock:
+            self._chunk_bytes_received += count
+
+    def _new_chunked_upload(self, client_id: str) -> _ChunkedUpload:
+        now_ms = int(time.time() * 1000)
+        upload = _ChunkedUpload(
+            id=str(uuid.uuid4()),
+            client_id=client_id,
+            created_ms=now_ms,
+            expires_ms=now_ms + int(UPLOAD_TTL_SECONDS * 1000),
+            etags=[],
+            size=0,
+            hasher=hashlib.sha256(),
+            lock=threading.Lock(),
+        )
+        with self._lock:
+            self._chunked_uploads[upload.id] = upload
+        return upload
+
+    def _find_chunked_upload(self, upload_id: str, client_id: str) -> _ChunkedUpload:
+        """The open upload of that id, made by this client; 404 for anything else (expired, unknown, another's)."""
+        with self._lock:
+            upload = self._chunked_uploads.get(upload_id)
+        if upload is None or upload.client_id != client_id or time.time() * 1000 >= upload.expires_ms:
+            raise _error(404, f"Upload {upload_id[:100]!r} not found")
+        return upload
+
+    def _store_chunk(self, etag: str, upload_id: str, part: int, data: memoryview) -> None:
+        """Hold a verified chunk once, by etag, until appended at ``part`` of that upload (and any other sender's)."""
+        with self._lock:
+            self._chunks.setdefault(etag, data)
+            self._chunk_holders.setdefault(etag, set()).add((upload_id, part))
+            self._chunks_accepted += 1
+            self._chunk_bytes_accepted += len(data)
+
+    def _append_chunks(self, upload: _ChunkedUpload, etags: list[str], offset: int) -> None:
+        """Append in order at ``offset``: 409 unless it is the number appended so far, 400 for a chunk never sent.
+
+        The upload keeps only the running SHA-256 and size of what was appended. A chunk is released once every
+        (upload, part) it was sent for has been appended, so a 1 GiB upload holds a few chunks at a time, not the
+        file; the hashing happens under the upload's own lock, not the simulator's.
+        """
+        with upload.lock:
+            with self._lock:
+                if offset != len(upload.etags):
+                    raise _error(409, f"offset {offset} does not match the {len(upload.etags)} chunks appended")
+                missing = [i for i, etag in enumerate(etags) if etag not in self._chunks]
+                if missing:
+                    raise _error(400, f"chunks[{missing[0]}] {etags[missing[0]]} has not been uploaded")
+                datas = [self._chunks[etag] for etag in etags]
+            for data in datas:
+                upload.hasher.update(data)
+                upload.size += len(data)
+            upload.etags.extend(etags)
+            with self._lock:
+                for part, etag in enumerate(etags, start=offset + 1):
+                    holders = self._chunk_holders.get(etag)
+                    if holders is None:
+                        continue
+                    holders.discard((upload.id, part))
+                    if not holders:
+                        del self._chunk_holders[etag]
+                        del self._chunks[etag]
+
+    def _assembled(self, upload: _ChunkedUpload) -> tuple[int, str]:
+        """(size, SHA-256) of the bytes appended to ``upload`` so far."""
+        with upload.lock:
+            return upload.size, upload.hasher.copy().hexdigest()
+
     def _add_upload(self, upload: SimUpload) -> None:
         with self._lock:
             self._uploads[upload.media_id] = upload
@@ -1655,6 +1948,9 @@ def main(argv: list[str] | None = None) -> int:
         "--media-download-host", default=None, help="host name of the media download host (default: 127.0.0.2)"
     )
     parser.add_argument(
+        "--no-chunked", action="store_true", help="play a media service without the chunked upload (404)"
+    )
+    parser.add_argument(
         "--object", action="append", default=[], metavar="ID[:KEY[:LABEL]]", help="an Assets object (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -1668,6 +1964,7 @@ def main(argv: list[str] | None = None) -> int:
         upload_path=args.upload_path,
     )
     sim.media_download_host = args.media_download_host
+    sim.chunked_enabled = not args.no_chunked
     for spec in args.object:
         object_id, _, rest = spec.partition(":")
         key, _, label = rest.partition(":")

@@ -1,0 +1,288 @@
+"""The chunked upload's pure rules (chunk sizes, etags, re-chunking) and its ordering, offline.
+
+``FakeChunkedMedia`` keeps the media service's rules that the ordering depends on (appends in order at the right
+offset, only chunks that were sent) in memory; the integration tier proves the wire calls against the simulator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from assets_attach.atlassian.media_chunked import (
+    GB,
+    MAX_CHUNKS_PER_APPEND,
+    TB,
+    ChunkedUploader,
+    MiB,
+    chunk_count,
+    chunk_etag,
+    chunk_size_for,
+    rechunk,
+)
+from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
+from assets_attach.errors import AtlassianError, FileTooLargeError, IntegrityError, MediaHostNotAllowedError
+
+CREDS = MediaCredentials.model_validate(
+    {"clientId": "client", "mediaBaseUrl": "https://api.media.atlassian.com", "mediaJwtToken": "jwt"}
+)
+
+
+# --------------------------------------------------------------------------------------------- chunk sizes and etags
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk"),
+    [
+        (0, 5 * MiB),
+        (1, 5 * MiB),
+        (1 << 30, 5 * MiB),
+        (5 * GB, 5 * MiB),
+        (5 * GB + 1, 50 * MiB),
+        (50 * GB, 50 * MiB),
+        (50 * GB + 1, 100 * MiB),
+        (950 * GB, 100 * MiB),
+        (950 * GB + 1, 210 * MiB),
+        (2 * TB, 210 * MiB),
+    ],
+)
+def test_chunk_size_for(size: int, chunk: int) -> None:
+    assert chunk_size_for(size) == chunk
+
+
+def test_chunk_size_for_refuses_what_the_web_client_refuses() -> None:
+    with pytest.raises(FileTooLargeError):
+        chunk_size_for(2 * TB + 1)
+    with pytest.raises(ValueError, match="negative"):
+        chunk_size_for(-1)
+
+
+@pytest.mark.parametrize(("size", "count"), [(0, 0), (1, 1), (5, 1), (6, 2), (10, 2), (11, 3)])
+def test_chunk_count(size: int, count: int) -> None:
+    assert chunk_count(size, 5) == count
+
+
+def test_chunk_etag() -> None:
+    assert chunk_etag(b"abc") == "sha256-ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad-3"
+    assert chunk_etag(b"x" * 1000).endswith("-1000")
+
+
+# --------------------------------------------------------------------------------------------- re-chunking
+
+DATA = bytes(range(256)) * 40  # 10,240 bytes
+
+
+@pytest.mark.parametrize(
+    ("block_sizes", "chunk_size"),
+    [
+        ([1] * 100, 7),  # tiny blocks
+        ([10_240], 1000),  # one block spanning many chunks
+        ([3000, 3000, 3000, 1240], 1024),  # blocks and chunks out of step
+        ([1024] * 10, 1024),  # aligned
+        ([0, 500, 0, 9740, 0], 4096),  # empty blocks on the way
+        ([10_240], 20_000),  # a file smaller than one chunk
+    ],
+)
+def test_rechunk_cuts_exact_chunks(block_sizes: list[int], chunk_size: int) -> None:
+    blocks, start = [], 0
+    for size in block_sizes:
+        blocks.append(DATA[start : start + size])
+        start += size
+    data = b"".join(blocks)
+    chunks = list(rechunk(blocks, chunk_size))
+    assert b"".join(chunks) == data
+    assert all(len(c) == chunk_size for c in chunks[:-1])
+    assert 0 < len(chunks[-1]) <= chunk_size
+    assert len(chunks) == chunk_count(len(data), chunk_size)
+    assert all(type(c) is bytes for c in chunks)
+
+
+def test_rechunk_passes_whole_chunks_through_uncopied() -> None:
+    blocks = [DATA[:1024], DATA[1024:2048]]
+    assert [c is b for c, b in zip(rechunk(blocks, 1024), blocks, strict=True)] == [True, True]
+
+
+def test_rechunk_takes_any_bytes_like_block_and_yields_bytes() -> None:
+    chunks = list(rechunk([bytearray(DATA[:1500]), memoryview(DATA)[1500:3000]], 1024))
+    assert [type(c) for c in chunks] == [bytes, bytes, bytes]
+    assert b"".join(chunks) == DATA[:3000]
+
+
+def test_rechunk_of_nothing_is_nothing() -> None:
+    assert list(rechunk([], 1024)) == []
+    assert list(rechunk([b"", b""], 1024)) == []
+    with pytest.raises(ValueError, match="positive"):
+        list(rechunk([b"x"], 0))
+
+
+def test_rechunk_reads_the_source_only_as_far_as_the_chunk_it_yields() -> None:
+    pulled = 0
+
+    def source() -> Iterator[bytes]:
+        nonlocal pulled
+        for start in range(0, len(DATA), 300):
+            pulled += 1
+            yield DATA[start : start + 300]
+
+    chunks = rechunk(source(), 1000)
+    next(chunks)
+    assert pulled == 4  # 1,200 bytes: the first chunk and 200 bytes of the next, nothing more
+    next(chunks)
+    assert pulled == 7
+
+
+# --------------------------------------------------------------------------------------------- ordering
+
+
+class FakeChunkedMedia(ChunkedUploader):
+    """The four calls in memory, with the service's ordering rules; a part in ``fail_parts`` fails with a 503."""
+
+    def __init__(self, fail_parts: frozenset[int] = frozenset()) -> None:
+        super().__init__(requests.Session(), ["api.media.atlassian.com"])
+        self.fail_parts = fail_parts
+        self.lock = threading.Lock()
+        self.sent: dict[str, bytes] = {}
+        self.parts: list[int] = []
+        self.appended: list[str] = []
+        self.batches: list[int] = []
+        self.uploads = 0
+
+    def create_upload(self, credentials: MediaCredentials) -> str:
+        self.uploads += 1
+        return f"upload-{self.uploads}"
+
+    def put_chunk(self, credentials: MediaCredentials, upload_id: str, part_number: int, data: bytes) -> str:
+        if part_number in self.fail_parts:
+            raise AtlassianError("Atlassian answered 503", step="upload", status=503, retryable=True)
+        etag = chunk_etag(data)
+        with self.lock:
+            self.sent[etag] = bytes(data)
+            self.parts.append(part_number)
+        return etag
+
+    def append(self, credentials: MediaCredentials, upload_id: str, etags: list[str], offset: int) -> None:
+        assert offset == len(self.appended), "append out of order"
+        assert len(etags) <= MAX_CHUNKS_PER_APPEND
+        assert all(e in self.sent for e in etags), "appended a chunk never sent"
+        self.appended.extend(etags)
+        self.batches.append(len(etags))
+
+    def create_file(
+        self, credentials: MediaCredentials, upload_id: str, name: str, mime_type: str, size: int
+    ) -> UploadedMedia:
+        assembled = b"".join(self.sent[e] for e in self.appended)
+        assert len(assembled) == size
+        return UploadedMedia(id=hashlib.sha256(assembled).hexdigest(), size=size)
+
+
+def send(media: FakeChunkedMedia, data: bytes, chunk_size: int, **kwargs: object) -> UploadedMedia:
+    return media.upload(
+        CREDS,
+        filename="f.bin",
+        content_type="application/octet-stream",
+        size=len(data),
+        chunks=[data],
+        chunk_size=chunk_size,
+        concurrency=3,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_appends_follow_file_order_and_report_progress() -> None:
+    media = FakeChunkedMedia()
+    data = DATA * 3
+    progress: list[tuple[int, int]] = []
+    result = send(media, data, 1000, on_appended=lambda n, b: progress.append((n, b)))
+    assert result.id == hashlib.sha256(data).hexdigest()
+    assert sorted(media.parts) == list(range(1, 32))
+    assert progress[-1] == (31, len(data))
+    assert progress == sorted(progress)
+
+
+def test_appends_come_in_batches_of_at_most_a_thousand() -> None:
+    media = FakeChunkedMedia()
+    data = bytes(2500)
+    media.upload(
+        CREDS,
+        filename="f",
+        content_type="t",
+        size=len(data),
+        chunks=[data],
+        chunk_size=1,
+        concurrency=2,
+    )
+    assert sum(media.batches) == 2500
+    assert max(media.batches) <= MAX_CHUNKS_PER_APPEND
+
+
+def test_a_failed_chunk_stops_the_upload_after_appending_the_chunks_before_it() -> None:
+    media = FakeChunkedMedia(fail_parts=frozenset({6}))
+    progress: list[int] = []
+    with pytest.raises(AtlassianError) as failed:
+        send(media, DATA, 1000, on_appended=lambda n, b: progress.append(n))
+    assert failed.value.retryable
+    assert len(media.appended) == 5 == progress[-1]
+    assert max(media.parts) <= 5 + 3  # at most a window past the failed part was sent
+
+
+def test_a_failing_progress_callback_stops_the_upload() -> None:
+    media = FakeChunkedMedia()
+
+    def persist(chunks: int, size: int) -> None:
+        if chunks >= 2:
+            raise OSError("the job store is gone")
+
+    with pytest.raises(OSError, match="job store"):
+        send(media, DATA, 1000, on_appended=persist)
+    assert len(media.appended) < 10
+
+
+def test_resume_starts_at_the_next_part() -> None:
+    media = FakeChunkedMedia()
+    media.sent = {chunk_etag(DATA[:1000]): DATA[:1000], chunk_etag(DATA[1000:2000]): DATA[1000:2000]}
+    media.appended = list(media.sent)
+    progress: list[tuple[int, int]] = []
+    result = media.upload(
+        CREDS,
+        filename="f",
+        content_type="t",
+        size=len(DATA),
+        chunks=[DATA[2000:]],
+        chunk_size=1000,
+        concurrency=3,
+        upload_id="upload-0",
+        start_chunk=2,
+        on_appended=lambda n, b: progress.append((n, b)),
+    )
+    assert min(media.parts) == 3 and media.uploads == 0
+    assert progress[-1] == (11, len(DATA))
+    assert result.id == hashlib.sha256(DATA).hexdigest()
+
+
+def test_upload_checks_its_arguments_before_any_call() -> None:
+    media = FakeChunkedMedia()
+    with pytest.raises(ValueError, match="start_chunk"):
+        send(media, DATA, 1000, start_chunk=1)  # a resume needs its upload id
+    with pytest.raises(ValueError, match="start_chunk"):
+        send(media, DATA, 1000, start_chunk=12, upload_id="u")
+    with pytest.raises(ValueError, match="positive"):
+        send(media, DATA, 0)
+    hostile = CREDS.model_copy(update={"media_base_url": "https://evil.example.com"})
+    with pytest.raises(MediaHostNotAllowedError):
+        media.upload(hostile, filename="f", content_type="t", size=3, chunks=[b"abc"], chunk_size=1000, concurrency=1)
+    assert media.uploads == 0 and not media.parts
+
+
+def test_a_source_that_is_short_or_long_is_an_integrity_error() -> None:
+    with pytest.raises(IntegrityError, match="gave 10240 of its 10241"):
+        FakeChunkedMedia().upload(
+            CREDS, filename="f", content_type="t", size=len(DATA) + 1, chunks=[DATA], chunk_size=1000, concurrency=2
+        )
+    with pytest.raises(IntegrityError, match="more than"):
+        FakeChunkedMedia().upload(
+            CREDS, filename="f", content_type="t", size=len(DATA) - 1, chunks=[DATA], chunk_size=1000, concurrency=2
+        )
