@@ -1,8 +1,12 @@
 """The engine: one file from a source into one Assets object, in the three steps.
 
-1. credentials for the object (step 1), 2. the bytes streamed to the media service (step 2),
-3. the media id linked to the object (step 3). The size limit is checked before any byte moves, and the
-media id is linked only when the bytes sent are proven to be the source's.
+1. credentials for the object (step 1), 2. the bytes streamed to the media service (step 2), in one multipart POST
+or in chunks (``MEDIA_UPLOAD_MODE``), 3. the media id linked to the object (step 3). The size limit is checked
+before any byte moves, and the media id is linked only when the bytes sent are proven to be the source's.
+
+A chunked upload reports each append (``on_progress``), so that a caller that keeps the state can resume it later
+(``resume``) after the last appended chunk; where the media service refuses chunks, ``auto`` mode falls back to
+the single POST for the life of the process.
 """
 
 from __future__ import annotations
@@ -12,10 +16,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .atlassian.assets_client import AssetsClient
-from .atlassian.media_upload import MediaUploader, UploadedMedia
+from .atlassian.media_chunked import ChunkedUploader, chunk_size_for
+from .atlassian.media_upload import MediaCredentials, MediaUploader, UploadedMedia
 from .content_types import resolve_content_type
-from .errors import AtlassianAuthError, FileTooLargeError, MediaTokenExpiredError
+from .errors import (
+    AtlassianAuthError,
+    ChunkedUploadRefusedError,
+    ChunkedUploadStaleError,
+    FileTooLargeError,
+    MediaTokenExpiredError,
+)
 from .integrity import StreamCheck
+from .jobs import ChunkedUpload
+from .observability import logger
+from .settings import UploadMode
 
 
 class FileSource(Protocol):
@@ -29,7 +43,9 @@ class FileSource(Protocol):
     def content_type(self) -> str | None: ...
     @property
     def expected_md5(self) -> str | None: ...
-    def chunks(self) -> Iterator[bytes]: ...
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        """The bytes from offset ``start`` on (a resumed chunked upload starts after its appended chunks)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -61,11 +77,38 @@ def check_size(size: int, limit: int, what: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class UploadProgress:
+    """How far step 2 got: bytes the media service has (single POST: bytes sent), and the chunked upload's state."""
+
+    bytes_sent: int
+    chunked: ChunkedUpload | None = None
+
+
+@dataclass(frozen=True)
+class UploadStyle:
+    """``MEDIA_UPLOAD_MODE``, ``CHUNKED_MIN_BYTES`` and ``MEDIA_UPLOAD_CONCURRENCY``."""
+
+    mode: UploadMode = "auto"
+    chunked_min_bytes: int = 16 * 1024**2
+    concurrency: int = 3
+
+
 class Attacher:
-    def __init__(self, assets: AssetsClient, media: MediaUploader, max_file_size: int) -> None:
+    def __init__(
+        self,
+        assets: AssetsClient,
+        media: MediaUploader,
+        max_file_size: int,
+        chunked: ChunkedUploader | None = None,
+        style: UploadStyle = UploadStyle(mode="single"),
+    ) -> None:
         self._assets = assets
         self._media = media
+        self._chunked = chunked
         self._max_file_size = max_file_size
+        self._style = style
+        self._chunks_refused = chunked is None  # in auto mode, once the media service refused chunks
 
     def attach(
         self,
@@ -75,14 +118,17 @@ class Attacher:
         filename: str | None = None,
         comment: str = "",
         before_link: Callable[[str], None] | None = None,
+        resume: ChunkedUpload | None = None,
+        on_progress: Callable[[UploadProgress], None] | None = None,
     ) -> AttachResult:
-        """Attach ``source``; ``before_link(media_id)`` runs between the upload and the link (the worker records it)."""
+        """Attach ``source``; ``before_link(media_id)`` runs between the upload and the link (the worker records it).
+        ``resume``: a chunked upload of this file that an earlier attempt left; ``on_progress`` hears of every
+        step of the upload (every block sent, or every append)."""
         name = filename or source.name
         check_size(source.size, self._max_file_size, name)
         content_type = resolve_content_type(source.content_type, name)
-        check = StreamCheck(source.size, source.expected_md5)
-        media = self._upload(object_id, source, check, name, content_type)
-        check.verify(media.size)
+        upload = _Upload(source, name, content_type, resume, on_progress or (lambda _: None))
+        media = self._upload(object_id, upload)
         if before_link is not None:
             before_link(media.id)
         attachment = self._assets.link(
@@ -95,23 +141,106 @@ class Attacher:
         )
         return AttachResult(object_id, name, source.size, content_type, media.id, attachment.id)
 
-    def _upload(
-        self, object_id: str, source: FileSource, check: StreamCheck, name: str, content_type: str
-    ) -> UploadedMedia:
-        """Steps 1 and 2; a media token that expired on the way is replaced once."""
+    def uses_chunks(self, size: int) -> bool:
+        if self._style.mode == "single" or self._chunked is None:
+            return False
+        return self._style.mode == "chunked" or (size >= self._style.chunked_min_bytes and not self._chunks_refused)
+
+    def _upload(self, object_id: str, upload: _Upload) -> UploadedMedia:
+        """Steps 1 and 2; a media token that expired on the way is replaced once (a chunked upload resumes)."""
         for fresh_token in (False, True):
             credentials = self._assets.media_credentials(object_id)
             try:
-                return self._media.upload(
-                    credentials,
-                    filename=name,
-                    content_type=content_type,
-                    size=source.size,
-                    open_chunks=lambda: check.wrap(source.chunks()),
-                )
+                if self.uses_chunks(upload.source.size):
+                    try:
+                        return self._send_chunks(credentials, upload)
+                    except ChunkedUploadRefusedError:
+                        if self._style.mode == "chunked":
+                            raise
+                        logger.warning("the media service refused a chunked upload; sending files in one POST")
+                        self._chunks_refused = True
+                return self._send_whole(credentials, upload)
             except MediaTokenExpiredError as e:
                 if fresh_token:  # a token issued a moment ago was refused too: retrying will not help
                     raise AtlassianAuthError(
                         "the media service refused a freshly issued token", step="upload", status=401, retryable=False
                     ) from e
         raise AssertionError("unreachable")
+
+    def _send_whole(self, credentials: MediaCredentials, upload: _Upload) -> UploadedMedia:
+        source = upload.source
+        check = StreamCheck(source.size, source.expected_md5)
+        media = self._media.upload(
+            credentials,
+            filename=upload.name,
+            content_type=upload.content_type,
+            size=source.size,
+            open_chunks=lambda: check.wrap(upload.counted(source.chunks())),
+        )
+        check.verify(media.size)
+        return media
+
+    def _send_chunks(self, credentials: MediaCredentials, upload: _Upload) -> UploadedMedia:
+        assert self._chunked is not None
+        source = upload.source
+        chunk_size = chunk_size_for(source.size)
+        state = upload.chunked if upload.chunked and upload.chunked.chunkSize == chunk_size else None
+        start = state.appended if state else 0
+        # The MD5 covers the whole file only; a resumed upload relies on the chunks' SHA-256 and the byte counts.
+        check = StreamCheck(source.size, source.expected_md5 if start == 0 else None)
+        try:
+            media = self._chunked.upload(
+                credentials,
+                filename=upload.name,
+                content_type=upload.content_type,
+                size=source.size,
+                chunks=check.wrap(source.chunks(start * chunk_size)),
+                chunk_size=chunk_size,
+                concurrency=self._style.concurrency,
+                upload_id=state.uploadId if state else None,
+                start_chunk=start,
+                on_created=lambda upload_id: upload.chunks_created(upload_id, chunk_size),
+                on_appended=upload.chunks_appended,
+            )
+        except ChunkedUploadStaleError:
+            if state is None:
+                raise
+            logger.info("the chunked upload to resume is gone; starting a new one", extra={"appended": start})
+            upload.chunked = None
+            return self._send_chunks(credentials, upload)
+        check.verify(media.size)
+        return media
+
+
+class _Upload:
+    """One file's step 2 across tries: what is sent, and how far it got (reported to ``report``)."""
+
+    def __init__(
+        self,
+        source: FileSource,
+        name: str,
+        content_type: str,
+        chunked: ChunkedUpload | None,
+        report: Callable[[UploadProgress], None],
+    ) -> None:
+        self.source = source
+        self.name = name
+        self.content_type = content_type
+        self.chunked = chunked
+        self._report = report
+
+    def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        sent = 0
+        for chunk in chunks:
+            yield chunk
+            sent += len(chunk)
+            self._report(UploadProgress(sent))
+
+    def chunks_created(self, upload_id: str, chunk_size: int) -> None:
+        self.chunked = ChunkedUpload(uploadId=upload_id, chunkSize=chunk_size, appended=0)
+        self._report(UploadProgress(0, self.chunked))
+
+    def chunks_appended(self, appended: int, bytes_appended: int) -> None:
+        assert self.chunked is not None
+        self.chunked = self.chunked.model_copy(update={"appended": appended})
+        self._report(UploadProgress(bytes_appended, self.chunked))

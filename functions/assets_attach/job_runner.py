@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -9,16 +10,17 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from . import retry_policy
 from .atlassian.assets_client import AssetsClient, Attachment
 from .atlassian.jira_client import JiraClient
-from .attach import Attacher, FileSource
+from .attach import Attacher, FileSource, UploadProgress
 from .aws.attached_pairs import AttachedPairs, PairClaim, busy
 from .aws.job_store import JobStore
 from .aws.link_lease import Lease, LinkLeases
 from .aws.s3_source import S3Source
 from .errors import AtlassianError, AttachError, ContinueLaterError, LinkAmbiguousError, LinkOutcomeUnknownError
-from .jobs import FileRecord, JobFile, JobRecord, JobSpec, JobStatus, Target
+from .jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, Target
 from .link_recovery import candidates, decide_recovery, marker_before_link
 from .observability import NAMESPACE, logger, metrics
 
+PROGRESS_SECONDS = 10.0  # how often a long upload logs its progress and updates bytesSent
 # Time to keep in hand before starting a file: the fixed steps plus the bytes at a cautious 10 MiB/s.
 FIXED_SECONDS_PER_FILE = 20.0
 CAUTIOUS_BYTES_PER_SECOND = 10 * 1024 * 1024
@@ -38,6 +40,33 @@ def count_failure(step: str | None) -> None:
     """The Failures metric, with the step that failed as its dimension."""
     with single_metric(name="Failures", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="step", value=step or "unknown")
+
+
+class ProgressRecord:
+    """An upload's progress in the job record: a chunked upload's state after every append (what a retry resumes),
+    ``bytesSent`` and a log line at most every PROGRESS_SECONDS."""
+
+    def __init__(self, store: JobStore, job_id: str, index: int, size: int) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._index = index
+        self._size = size
+        self._chunked: ChunkedUpload | None = None
+        self._shown = time.monotonic()
+
+    def __call__(self, progress: UploadProgress) -> None:
+        now = time.monotonic()
+        due = now - self._shown >= PROGRESS_SECONDS
+        if progress.chunked is not None and progress.chunked != self._chunked:
+            self._chunked = progress.chunked
+            self._store.update_file(
+                self._job_id, self._index, bytesSent=progress.bytes_sent, chunkedUpload=progress.chunked.model_dump()
+            )
+        elif due:
+            self._store.update_file(self._job_id, self._index, bytesSent=progress.bytes_sent)
+        if due:
+            self._shown = now
+            logger.info("uploading", extra={"bytesSent": progress.bytes_sent, "size": self._size})
 
 
 class JobRunner:
@@ -166,7 +195,13 @@ class JobRunner:
 
         try:
             result = self._attacher.attach(
-                object_id, source, filename=wanted.filename, comment=wanted.comment, before_link=before_link
+                object_id,
+                source,
+                filename=wanted.filename,
+                comment=wanted.comment,
+                before_link=before_link,
+                resume=state.chunkedUpload,
+                on_progress=ProgressRecord(self._store, job_id, index, wanted.size),
             )
         except Exception as e:
             if lease is not None:

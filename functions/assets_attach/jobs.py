@@ -159,6 +159,16 @@ class LinkMarker(BaseModel):
     generation: int
 
 
+class ChunkedUpload(BaseModel):
+    """A chunked upload in progress: where a retried, continued or redelivered job resumes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uploadId: str
+    chunkSize: int
+    appended: int  # chunks appended so far, from the start of the file
+
+
 class FileRecord(BaseModel):
     """One (file, object) pair of a stored job: the pinned source, the object, and how far it got."""
 
@@ -177,6 +187,8 @@ class FileRecord(BaseModel):
     etag: str | None = None
     status: FileStatus = "pending"
     mediaId: str | None = None
+    bytesSent: int | None = None  # while uploading: bytes sent (chunked: appended) so far
+    chunkedUpload: ChunkedUpload | None = None
     linkMarker: LinkMarker | None = None
     attachmentId: str | None = None
     attachedBy: str | None = None  # another job that had attached this Jira attachment to this object
@@ -201,6 +213,7 @@ class FileView(BaseModel):
     filename: str
     size: int | None = None
     status: FileStatus
+    bytesSent: int | None = Field(default=None, description="while the file uploads: bytes the media service has")
     attachmentId: str | None = None
     attachedBy: str | None = Field(default=None, description="the job that had attached this Jira attachment")
     error: str | None = None

@@ -28,7 +28,8 @@ class LocalFile:
     def name(self) -> str:
         return self.path.name
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
         with self.path.open("rb") as f:
+            f.seek(start)
             while chunk := f.read(CHUNK_SIZE):
                 yield chunk

@@ -17,9 +17,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 from .atlassian.assets_client import AssetsClient
 from .atlassian.http_session import new_session
 from .atlassian.jira_client import JiraClient
+from .atlassian.media_chunked import ChunkedUploader
 from .atlassian.media_upload import MediaUploader
 from .atlassian.secret import SecretSource
-from .attach import Attacher
+from .attach import Attacher, UploadStyle
 from .aws.attached_pairs import AttachedPairs
 from .aws.job_queue import JobQueue
 from .aws.job_store import JobStore
@@ -37,7 +38,7 @@ class Runtime:
 
     @cached_property
     def session(self) -> requests.Session:
-        return new_session()
+        return new_session(connections=max(4, self.settings.media_upload_concurrency + 1))
 
     @cached_property
     def secrets(self) -> SecretSource:
@@ -65,7 +66,10 @@ class Runtime:
 
     @cached_property
     def attacher(self) -> Attacher:
-        return Attacher(self.assets, self.media, self.settings.max_file_size_bytes)
+        settings = self.settings
+        style = UploadStyle(settings.media_upload_mode, settings.chunked_min_bytes, settings.media_upload_concurrency)
+        chunked = ChunkedUploader(self.session, settings.media_allowed_hosts)
+        return Attacher(self.assets, self.media, settings.max_file_size_bytes, chunked, style)
 
     @cached_property
     def jobs(self) -> JobStore:

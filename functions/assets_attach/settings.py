@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, cast
 
 from .atlassian.media_upload import MEDIA_UPLOAD_PATHS
 from .atlassian.url_policy import require_secure_url
@@ -16,6 +17,9 @@ from .errors import ConfigError
 DEFAULT_API_BASE_URL = "https://api.atlassian.com"
 DEFAULT_MEDIA_ALLOWED_HOSTS = "api.media.atlassian.com,*.atlassian.com"
 DEFAULT_MAX_FILE_SIZE_BYTES = 1024**3
+DEFAULT_CHUNKED_MIN_BYTES = 16 * 1024**2
+UPLOAD_MODES = ("auto", "chunked", "single")
+UploadMode = Literal["auto", "chunked", "single"]
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -35,6 +39,9 @@ class Settings:
     allowed_buckets: tuple[str, ...] = ()
     max_file_size_bytes: int = DEFAULT_MAX_FILE_SIZE_BYTES
     media_upload_path: str = "/file"
+    media_upload_mode: UploadMode = "auto"
+    chunked_min_bytes: int = DEFAULT_CHUNKED_MIN_BYTES
+    media_upload_concurrency: int = 3
     s3_key_prefix: str = "attachments/"
     uploads_bucket: str | None = None
     jobs_table: str | None = None
@@ -78,6 +85,10 @@ class Settings:
         if upload_path not in MEDIA_UPLOAD_PATHS:
             raise ConfigError(f"MEDIA_UPLOAD_PATH must be one of {', '.join(MEDIA_UPLOAD_PATHS)}")
 
+        upload_mode = get("MEDIA_UPLOAD_MODE", "auto").lower()
+        if upload_mode not in UPLOAD_MODES:
+            raise ConfigError(f"MEDIA_UPLOAD_MODE must be one of {', '.join(UPLOAD_MODES)}, not {upload_mode!r}")
+
         base_url = require_secure_url(get("ASSETS_API_BASE_URL", DEFAULT_API_BASE_URL), "ASSETS_API_BASE_URL")
 
         allowed_hosts = _csv(get("MEDIA_ALLOWED_HOSTS", DEFAULT_MEDIA_ALLOWED_HOSTS))
@@ -88,6 +99,9 @@ class Settings:
             allowed_buckets=_csv(get("ALLOWED_BUCKETS", "")),
             max_file_size_bytes=positive_int("MAX_FILE_SIZE_BYTES", DEFAULT_MAX_FILE_SIZE_BYTES),
             media_upload_path=upload_path,
+            media_upload_mode=cast(UploadMode, upload_mode),
+            chunked_min_bytes=positive_int("CHUNKED_MIN_BYTES", DEFAULT_CHUNKED_MIN_BYTES),
+            media_upload_concurrency=positive_int("MEDIA_UPLOAD_CONCURRENCY", 3),
             s3_key_prefix=_folder(get("S3_KEY_PREFIX", "attachments/")),
             uploads_bucket=optional("UPLOADS_BUCKET"),
             jobs_table=optional("JOBS_TABLE"),

@@ -133,8 +133,8 @@ class FakeSource:
     def expected_md5(self) -> str | None:
         return hashlib.md5(self.data).hexdigest()  # noqa: S324 - what an S3 ETag is
 
-    def chunks(self) -> Iterator[bytes]:
-        yield self.data
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        yield self.data[start:]
 
 
 class FakeS3:

@@ -48,7 +48,8 @@ class BoundedRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def new_session() -> requests.Session:
+def new_session(connections: int = 4) -> requests.Session:
+    """``connections``: kept open per host (a chunked upload uses one per chunk in flight, plus its appends)."""
     retry = BoundedRetry(
         total=3,
         connect=3,
@@ -63,7 +64,7 @@ def new_session() -> requests.Session:
         raise_on_status=False,
     )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=4)
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=connections)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT

@@ -78,10 +78,18 @@ class JiraSource:
     client: JiraClient = field(repr=False, compare=False)
     expected_md5: str | None = None  # Jira publishes no digest: the byte count is the check
 
-    def chunks(self) -> Iterator[bytes]:
-        response = self.client.open_content(self.attachment_id)
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        """The bytes from ``start`` on: asked for with a Range; a site that sends the whole file has the bytes
+        before ``start`` read and dropped."""
+        response = self.client.open_content(self.attachment_id, start)
         try:
-            yield from response.iter_content(CHUNK_SIZE)
+            skip = start if start and response.status_code != 206 else 0
+            for chunk in response.iter_content(CHUNK_SIZE):
+                if skip:
+                    dropped, chunk = chunk[:skip], chunk[skip:]
+                    skip -= len(dropped)
+                if chunk:
+                    yield chunk
         except (requests.RequestException, OSError) as e:
             raise AttachError(
                 f"reading Jira attachment {self.attachment_id} failed ({type(e).__name__})",
@@ -116,9 +124,11 @@ class JiraClient:
     def source(self, attachment_id: str, *, name: str, size: int, content_type: str | None) -> JiraSource:
         return JiraSource(attachment_id, name, size, content_type, self)
 
-    def open_content(self, attachment_id: str) -> requests.Response:
-        """The attachment's bytes as a streamed response (the caller closes it)."""
+    def open_content(self, attachment_id: str, start: int = 0) -> requests.Response:
+        """The attachment's bytes as a streamed response (the caller closes it); from ``start`` where the site
+        honours a Range (206), else the whole file (200)."""
         path = f"/rest/api/3/attachment/content/{attachment_id}"
+        span = {"Range": f"bytes={start}-"} if start else {}
 
         def call(secret: AtlassianSecret) -> requests.Response:
             return send_basic(
@@ -128,6 +138,7 @@ class JiraClient:
                 self._site(secret) + path,
                 secret.basic_auth,
                 params={"redirect": "false"},
+                headers=span,
                 stream=True,
                 redirect_ok=True,
             )
@@ -138,10 +149,11 @@ class JiraClient:
             raise _deleted_or(e, attachment_id) from e
         if response.status_code in REDIRECTS:
             response.close()
-            response = self._download(urljoin(response.url, response.headers.get("Location", "")), attachment_id)
+            location = urljoin(response.url, response.headers.get("Location", ""))
+            response = self._download(location, attachment_id, span)
         return response
 
-    def _download(self, location: str, attachment_id: str) -> requests.Response:
+    def _download(self, location: str, attachment_id: str, span: dict[str, str]) -> requests.Response:
         """Follow the site's redirect to the media host: no Basic credentials, and only to an allowed host."""
         try:
             url = vet_credential_url(
@@ -155,7 +167,7 @@ class JiraClient:
             ) from None
         try:
             response = self._session.get(
-                url, stream=True, allow_redirects=False, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT)
+                url, headers=span, stream=True, allow_redirects=False, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT)
             )
         except requests.RequestException as e:
             raise network_error("jira-read", e) from e

@@ -81,10 +81,11 @@ class S3Object:
             comment=comment,
         )
 
-    def chunks(self) -> Iterator[bytes]:
-        """The pinned content, in chunks of CHUNK_SIZE as they arrive."""
+    def chunks(self, start: int = 0) -> Iterator[bytes]:
+        """The pinned content from byte ``start`` on, in chunks of CHUNK_SIZE as they arrive."""
+        span = {"Range": f"bytes={start}-"} if start else {}
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.pin())["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.pin(), **span)["Body"]
         except ClientError as e:
             raise _translate(e, self.uri, "s3-read", pinned=True) from e
         except BotoCoreError as e:

@@ -6,14 +6,13 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError
 
 from ..atlassian.url_policy import check_media_base_url
-from ..attach import FileSource
+from ..attach import FileSource, UploadProgress
 from ..aws.s3_source import parse_s3_uri
 from ..errors import (
     AtlassianAuthError,
@@ -31,30 +30,28 @@ from ..settings import Settings
 DOCTOR_QUERY = 'Key = "DOCTOR-1"'
 
 
-@dataclass(frozen=True)
-class WithProgress:
-    """A FileSource that reports progress on a terminal while its bytes stream."""
+class ProgressLine:
+    """Progress of one upload on a terminal: the bytes the media service has (in chunked mode, the chunks it
+    acknowledged), at most twice a second."""
 
-    source: FileSource
-    out: TextIO
+    def __init__(self, size: int, out: TextIO) -> None:
+        self._size = size
+        self._out = out
+        self._started = time.monotonic()
+        self._shown = 0.0
 
-    name = property(lambda self: self.source.name)
-    size = property(lambda self: self.source.size)
-    content_type = property(lambda self: self.source.content_type)
-    expected_md5 = property(lambda self: self.source.expected_md5)
+    def __call__(self, progress: UploadProgress) -> None:
+        now = time.monotonic()
+        if now - self._shown < 0.5 and progress.bytes_sent < self._size:
+            return
+        self._shown = now
+        sent = progress.bytes_sent
+        rate = sent / max(now - self._started, 1e-6) / 2**20
+        self._out.write(f"\r{sent / max(self._size, 1):6.1%}  {sent / 2**20:,.1f} MiB  {rate:,.1f} MiB/s")
+        self._out.flush()
 
-    def chunks(self) -> Iterator[bytes]:
-        sent, started, shown = 0, time.monotonic(), 0.0
-        for chunk in self.source.chunks():
-            sent += len(chunk)
-            now = time.monotonic()
-            if now - shown >= 0.5 or sent == self.size:
-                rate = sent / max(now - started, 1e-6) / 2**20
-                self.out.write(f"\r{sent / max(self.size, 1):6.1%}  {sent / 2**20:,.1f} MiB  {rate:,.1f} MiB/s")
-                self.out.flush()
-                shown = now
-            yield chunk
-        self.out.write("\n")
+    def end(self) -> None:
+        self._out.write("\n")
 
 
 def _object_id(runtime: Runtime, object_id: str | None, object_key: str | None) -> str:
@@ -75,9 +72,14 @@ def cmd_upload(args: argparse.Namespace) -> int:
         source = runtime.jira.source(found.id, name=found.filename, size=found.size, content_type=found.mime_type)
     else:
         source = LocalFile.open(args.source)
-    if sys.stderr.isatty():
-        source = WithProgress(source, sys.stderr)
-    result = runtime.attacher.attach(object_id, source, filename=args.filename, comment=args.comment or "")
+    progress = ProgressLine(source.size, sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = runtime.attacher.attach(
+            object_id, source, filename=args.filename, comment=args.comment or "", on_progress=progress
+        )
+    finally:
+        if progress is not None:
+            progress.end()
     print(json.dumps(result.summary(), ensure_ascii=False))
     return 0
 
