@@ -26,7 +26,7 @@ from .errors import (
     FileTooLargeError,
     MediaTokenExpiredError,
 )
-from .integrity import StreamCheck
+from .integrity import Check, StreamCheck
 from .jobs import ChunkedUpload
 from .observability import logger
 from .settings import UploadMode
@@ -43,6 +43,11 @@ class FileSource(Protocol):
     def content_type(self) -> str | None: ...
     @property
     def expected_md5(self) -> str | None: ...
+    @property
+    def verified_checksum(self) -> Check | None:
+        """A checksum the source verifies itself while it streams the whole file (S3's full-object checksum)."""
+        ...
+
     def chunks(self, start: int = 0) -> Iterator[bytes]:
         """The bytes from offset ``start`` on (a resumed chunked upload starts after its appended chunks)."""
         ...
@@ -56,6 +61,7 @@ class AttachResult:
     content_type: str
     media_id: str
     attachment_id: str
+    check: Check = "size"  # how the bytes were proven the source's (see integrity)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -65,6 +71,7 @@ class AttachResult:
             "contentType": self.content_type,
             "mediaId": self.media_id,
             "attachmentId": self.attachment_id,
+            "check": self.check,
         }
 
 
@@ -139,7 +146,7 @@ class Attacher:
             size=source.size,
             comment=comment,
         )
-        return AttachResult(object_id, name, source.size, content_type, media.id, attachment.id)
+        return AttachResult(object_id, name, source.size, content_type, media.id, attachment.id, upload.check)
 
     def uses_chunks(self, size: int) -> bool:
         if self._style.mode == "single" or self._chunked is None:
@@ -169,7 +176,7 @@ class Attacher:
 
     def _send_whole(self, credentials: MediaCredentials, upload: _Upload) -> UploadedMedia:
         source = upload.source
-        check = StreamCheck(source.size, source.expected_md5)
+        check = StreamCheck(source.size, source.expected_md5, source.verified_checksum)
         media = self._media.upload(
             credentials,
             filename=upload.name,
@@ -178,6 +185,7 @@ class Attacher:
             open_chunks=lambda: check.wrap(upload.counted(source.chunks())),
         )
         check.verify(media.size)
+        upload.check = check.check
         return media
 
     def _send_chunks(self, credentials: MediaCredentials, upload: _Upload) -> UploadedMedia:
@@ -186,8 +194,11 @@ class Attacher:
         chunk_size = chunk_size_for(source.size)
         state = upload.chunked if upload.chunked and upload.chunked.chunkSize == chunk_size else None
         start = state.appended if state else 0
-        # The MD5 covers the whole file only; a resumed upload relies on the chunks' SHA-256 and the byte counts.
-        check = StreamCheck(source.size, source.expected_md5 if start == 0 else None)
+        # A checksum or an MD5 covers the whole file only; a resumed upload relies on the chunks' SHA-256 (which
+        # the media service checks) and the byte counts.
+        check = StreamCheck(source.size, source.expected_md5, source.verified_checksum)
+        if start:
+            check = StreamCheck(source.size, None)
         try:
             media = self._chunked.upload(
                 credentials,
@@ -209,6 +220,7 @@ class Attacher:
             upload.chunked = None
             return self._send_chunks(credentials, upload)
         check.verify(media.size)
+        upload.check = check.check
         return media
 
 
@@ -227,6 +239,7 @@ class _Upload:
         self.name = name
         self.content_type = content_type
         self.chunked = chunked
+        self.check: Check = "size"  # the integrity check the upload made
         self._report = report
 
     def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:

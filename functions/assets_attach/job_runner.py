@@ -213,7 +213,12 @@ class JobRunner:
                 self._leases.release(lease, {lease.generation: None} if made_nothing else {})
             raise
         self._store.update_file(
-            job_id, index, status="attached", attachmentId=result.attachment_id, mediaId=result.media_id
+            job_id,
+            index,
+            status="attached",
+            attachmentId=result.attachment_id,
+            mediaId=result.media_id,
+            integrityCheck=result.check,
         )
         self._pair_attached(wanted, object_id, holder, result.attachment_id)
         if lease is not None:

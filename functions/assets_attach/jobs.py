@@ -188,6 +188,7 @@ class FileRecord(BaseModel):
     status: FileStatus = "pending"
     mediaId: str | None = None
     bytesSent: int | None = None  # while uploading: bytes sent (chunked: appended) so far
+    integrityCheck: str | None = None  # once attached: how the bytes were proven the source's (integrity.Check)
     chunkedUpload: ChunkedUpload | None = None
     linkMarker: LinkMarker | None = None
     attachmentId: str | None = None
@@ -215,6 +216,11 @@ class FileView(BaseModel):
     status: FileStatus
     bytesSent: int | None = Field(default=None, description="while the file uploads: bytes the media service has")
     attachmentId: str | None = None
+    integrityCheck: str | None = Field(
+        default=None,
+        description="how the bytes were proven the source's: an S3 full-object checksum (crc64nvme, crc32c, crc32, "
+        "sha256, sha1), the ETag's md5, or size (the byte count alone)",
+    )
     attachedBy: str | None = Field(default=None, description="the job that had attached this Jira attachment")
     error: str | None = None
     errorCode: str | None = None

@@ -16,6 +16,7 @@ class LocalFile:
     size: int
     content_type: str | None = None
     expected_md5: str | None = None
+    verified_checksum: None = None
 
     @classmethod
     def open(cls, path: str | Path) -> LocalFile:

@@ -6,9 +6,14 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
+import boto3
 import pytest
+from botocore.config import Config
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
 
 from assets_attach.errors import (
     AtlassianAuthError,
@@ -200,6 +205,52 @@ def test_md5_mismatch_links_nothing(stack: LocalStack, runtime: Runtime, tmp_pat
         runtime.attacher.attach("1234", lying)
     assert stack.sim.attachments("1234") == []
     assert not any(r.method == "POST" and r.path.endswith("/attachments/object/1234") for r in stack.sim.requests)
+
+
+def stored_key(stack: LocalStack, key: str) -> Any:
+    """The object as the moto server stores it (this process runs it): for corrupting what S3 holds."""
+    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets[stack.bucket].keys[key]
+
+
+def test_an_s3_full_object_checksum_is_the_check(stack: LocalStack, runtime: Runtime) -> None:
+    stack.put("sums/crc.bin", os.urandom(2 * 1024 * 1024))  # boto3 stores a CRC32 by default, as S3 does a CRC64NVME
+
+    result = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "sums/crc.bin"))
+
+    assert result.check == "crc32"
+
+
+def test_a_checksum_mismatch_links_nothing(stack: LocalStack, runtime: Runtime) -> None:
+    stack.put("sums/rotten.bin", os.urandom(1024 * 1024))
+    source = runtime.s3.head(stack.bucket, "sums/rotten.bin")
+    stored_key(stack, "sums/rotten.bin").checksum_value = "AAAAAA=="  # S3 now serves bytes that fail its checksum
+
+    with pytest.raises(IntegrityError, match="crc32"):
+        runtime.attacher.attach("1234", source)
+    assert stack.sim.attachments("1234") == []
+
+
+def test_without_a_checksum_the_etag_md5_is_checked_and_without_both_the_size(
+    stack: LocalStack, runtime: Runtime
+) -> None:
+    plain = boto3.client("s3", config=Config(request_checksum_calculation="when_required"))
+    plain.put_object(Bucket=stack.bucket, Key="old/single.bin", Body=b"an object from before checksums")
+    parts = plain.create_multipart_upload(Bucket=stack.bucket, Key="old/multi.bin")["UploadId"]
+    etags = [
+        plain.upload_part(Bucket=stack.bucket, Key="old/multi.bin", UploadId=parts, PartNumber=n, Body=body)["ETag"]
+        for n, body in ((1, os.urandom(5 * 1024 * 1024)), (2, b"tail"))
+    ]
+    plain.complete_multipart_upload(
+        Bucket=stack.bucket,
+        Key="old/multi.bin",
+        UploadId=parts,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]},
+    )
+
+    single = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "old/single.bin"))
+    multi = runtime.attacher.attach("1234", runtime.s3.head(stack.bucket, "old/multi.bin"))
+
+    assert (single.check, multi.check) == ("md5", "size")
 
 
 def test_source_shorter_than_announced_links_nothing(stack: LocalStack, runtime: Runtime, tmp_path: Path) -> None:

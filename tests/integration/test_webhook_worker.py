@@ -66,6 +66,7 @@ def test_accepted_request_ends_as_exactly_one_attachment(
             "size": len(data),
             "status": "attached",
             "attachmentId": str(attachment.id),
+            "integrityCheck": "crc32",  # the full-object checksum boto3 stored with the object
         }
     ]
     assert attachment.filename == "Prüfbericht Q3.pdf"

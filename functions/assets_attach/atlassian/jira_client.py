@@ -77,6 +77,7 @@ class JiraSource:
     content_type: str | None
     client: JiraClient = field(repr=False, compare=False)
     expected_md5: str | None = None  # Jira publishes no digest: the byte count is the check
+    verified_checksum: None = None
 
     def chunks(self, start: int = 0) -> Iterator[bytes]:
         """The bytes from ``start`` on: asked for with a Range; a site that sends the whole file has the bytes

@@ -12,18 +12,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
 from ..errors import (
     AttachError,
     BadRequestError,
+    IntegrityError,
     SourceAccessError,
     SourceChangedError,
     SourceDeletedError,
     SourceNotFoundError,
     Step,
 )
-from ..integrity import md5_from_etag
+from ..integrity import Check, client_checksum, md5_from_etag
 from ..jobs import JobFile
 from ..pins import pin_for
 
@@ -51,6 +52,7 @@ class S3Object:
     version_id: str | None
     metadata: dict[str, str]
     server_side_encryption: str | None = None
+    checksums: dict[str, str] = field(default_factory=dict)  # algorithm ("crc32", …) → base64 value, as S3 reports
     client: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -64,6 +66,11 @@ class S3Object:
     @property
     def expected_md5(self) -> str | None:
         return md5_from_etag(self.etag, self.server_side_encryption)
+
+    @property
+    def verified_checksum(self) -> Check | None:
+        """The full-object checksum the S3 client verifies while the whole object streams (``chunks()``)."""
+        return client_checksum(self.checksums)
 
     def pin(self) -> dict[str, str]:
         """GetObject/HeadObject arguments that address exactly this content."""
@@ -82,10 +89,13 @@ class S3Object:
         )
 
     def chunks(self, start: int = 0) -> Iterator[bytes]:
-        """The pinned content from byte ``start`` on, in chunks of CHUNK_SIZE as they arrive."""
+        """The pinned content from byte ``start`` on, in chunks of CHUNK_SIZE as they arrive. Read whole, its
+        full-object checksum is verified as it streams (a range has none to verify)."""
         span = {"Range": f"bytes={start}-"} if start else {}
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.pin(), **span)["Body"]
+            body = self.client.get_object(
+                Bucket=self.bucket, Key=self.key, ChecksumMode="ENABLED", **self.pin(), **span
+            )["Body"]
         except ClientError as e:
             raise _translate(e, self.uri, "s3-read", pinned=True) from e
         except BotoCoreError as e:
@@ -95,6 +105,10 @@ class S3Object:
     def _read(self, body: Any) -> Iterator[bytes]:
         try:
             yield from body.iter_chunks(CHUNK_SIZE)
+        except FlexibleChecksumError as e:
+            raise IntegrityError(
+                f"the bytes read from {self.uri} do not match its {self.verified_checksum} checksum", step="s3-read"
+            ) from e
         except (BotoCoreError, OSError) as e:
             raise AttachError(f"reading {self.uri} failed ({type(e).__name__})", step="s3-read", retryable=True) from e
         finally:
@@ -123,6 +137,12 @@ class S3Source:
     def head(self, bucket: str, key: str, *, pin: dict[str, str] | None = None) -> S3Object:
         """Describe the object; with ``pin`` (from ``S3Object.pin()``), fail if it is no longer that content."""
         reply = self._head(bucket, key, pin or {})
+        full_object = reply.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        checksums = {
+            name.removeprefix("Checksum").lower(): str(value)
+            for name, value in reply.items()
+            if name.startswith("Checksum") and name != "ChecksumType" and full_object
+        }
         return S3Object(
             bucket=bucket,
             key=key,
@@ -132,6 +152,7 @@ class S3Source:
             version_id=reply.get("VersionId"),
             metadata={k.lower(): v for k, v in (reply.get("Metadata") or {}).items()},
             server_side_encryption=reply.get("ServerSideEncryption"),
+            checksums=checksums,
             client=self._client,
         )
 
@@ -152,7 +173,7 @@ class S3Source:
     def _head(self, bucket: str, key: str, pin: dict[str, str]) -> dict[str, Any]:
         uri = f"s3://{bucket}/{key}"
         try:
-            reply: dict[str, Any] = self._client.head_object(Bucket=bucket, Key=key, **pin)
+            reply: dict[str, Any] = self._client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **pin)
         except ClientError as e:
             raise _translate(e, uri, "s3-head", pinned=bool(pin)) from e
         except BotoCoreError as e:
