@@ -139,7 +139,7 @@ class Point:
 _after_credentials = _die_after(AssetsClient, "media_credentials")
 _after_upload_reply = _die_after(MediaUploader, "upload")
 _after_link_reply = _die_after(AssetsClient, "link")
-_after_first_file = _die_after(JobRunner, "_attach_file", lambda _runner, _job_id, index, *_, **__: index == 0)
+_after_first_pair = _die_after(JobRunner, "_attach_pair", lambda _runner, _job_id, index, *_, **__: index == 0)
 
 POINTS: dict[str, Point] = {
     "after-credentials": Point(_after_credentials),
@@ -151,7 +151,7 @@ POINTS: dict[str, Point] = {
         _die_soon_after_link_sent, delay_link_reply=True, at_kill=("linking",), linked_at_kill=1
     ),
     "after-link-reply": Point(_after_link_reply, at_kill=("linking",), linked_at_kill=1),
-    "between-files": Point(_after_first_file, files=2, at_kill=("attached", "pending"), linked_at_kill=1),
+    "between-files": Point(_after_first_pair, files=2, at_kill=("attached", "pending"), linked_at_kill=1),
     "drop-after-credentials": Point(_after_credentials, drop=True),
     "drop-upload-50": Point(_die_in_upload_body(50), drop=True),
     "drop-after-upload-reply": Point(_after_upload_reply, drop=True),
