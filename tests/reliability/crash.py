@@ -3,20 +3,27 @@ redelivered to a fresh worker process.
 
 Each kill: the job is made (a webhook request, or a file dropped into the bucket, which S3 notifies), a worker
 process armed with the point (reliability.crash_points) takes it and dies there; the kill counts only if the
-process died by SIGKILL at that point, with the job record and the object as the point leaves them. The message
+process died by SIGKILL at that point, with the job record and the objects as the point leaves them. The message
 comes back when its visibility runs out, to a fresh worker process, and the job must finish. Variants, before
 that fresh worker: a worker whose idempotency table does not exist takes the message and fails it (it must go
 back to the queue, not be lost); or the fresh worker's first Secrets Manager read is throttled.
 
-Measured: kills where the object ends with exactly the wanted attachments (each once, with the file's bytes,
-the ids the job record names), the job succeeded (none of these faults is permanent), no message is left on
-the queue or in the dead-letter queue, and the object's link lease is free; out of kills made.
+The Jira points' job is one Jira issue attachment (random bytes in the simulator's Jira) sent to two objects,
+the lane's and a second one of its own: two (attachment, object) pairs, the kill falling on the first. Once
+that job is done, the same pairs are asked for again by a different request (the objects in the other order),
+as a rule firing again would: its job must adopt both attachments and attach nothing.
+
+Measured: kills where each object ends with exactly the wanted attachments (each once, with the file's bytes,
+the ids the job record names; for a Jira pair also the id its pair record names, and the later request attached
+nothing new), the job succeeded (none of these faults is permanent), no message is left on the queue or in the
+dead-letter queue, and the objects' link leases are free; out of kills made.
 
 A killed worker's in-progress idempotency record holds the job until that worker's Lambda timeout has passed
 (in the stack the message returns only after 30 minutes, long after; here after 4 s, so the fresh worker hands
 it back until then). So kills run side by side in lanes: each lane has one Assets object and its own copy of
 the jobs queue (same visibility timeout, same redrive to a dead-letter queue of its own), and the harness
-moves each job's message from the stack's queue, where the webhook or S3 put it, into the lane's queue.
+moves each job's message from the stack's queue, where the webhook or S3 put it, into the lane's queue. A lane's
+second object is its own too, so no other lane's kill holds that object's link lease.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,11 +58,13 @@ MAX_RECEIVE_COUNT = 10
 LANES = 9
 CRASH_WORKER_TIMEOUT = "25"  # the killed environment's Lambda timeout (the deadline guard needs 20 s per file)
 FILE_SIZE = 1024 * 1024
+JIRA_FILE_SIZE = 300 * 1024  # a Jira issue attachment: a photo or a scanned form
 # Bounds on the harness's waits, generous for a loaded machine (the kills take seconds when it is idle).
 DIE_TIMEOUT = 60.0  # for the armed worker to start, take the job and reach its point
 FINAL_TIMEOUT = 180.0  # for the job to be final after the kill: six times the longest back-off
 GONE_TIMEOUT = 60.0  # for the worker without an idempotency table to fail the message
 MOVE_TIMEOUT = 15.0  # for the job's message to show up on the stack's queue
+AGAIN_TIMEOUT = 60.0  # for the later request's job to be final (it adopts: no upload, no link)
 
 IDEMPOTENCY_GONE = "idempotency-gone"
 MISSING_TABLE = "assets-attach-idempotency-missing"
@@ -87,11 +96,12 @@ class Kill:
 
 @dataclass(frozen=True)
 class Wanted:
-    """A file the kill's job must attach."""
+    """A file the kill's job must attach (to each of its objects)."""
 
-    key: str
+    key: str  # the S3 key; "" for a Jira attachment
     filename: str
     data: bytes
+    jira_id: str | None = None  # the Jira attachment's id, for a Jira source
 
     @property
     def sha256(self) -> str:
@@ -124,22 +134,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def attachment_problems(new: list[SimAttachment], wanted: list[Wanted], record: JobRecord) -> list[str]:
-    """What is wrong with the attachments the object gained, against the wanted files and the job record."""
-    recorded = {f.filename: f.attachmentId for f in record.files}
+def attachment_problems(
+    new: list[SimAttachment], wanted: list[Wanted], recorded: Mapping[str, str | None], where: str = ""
+) -> list[str]:
+    """What is wrong with the attachments an object gained, against the wanted files and what the job record
+    names for that object (filename → attachment id); ``where`` names the object in the problems."""
     problems = []
     for file in wanted:
         copies = [a for a in new if a.filename == file.filename]
         if len(copies) != 1:
-            problems.append(f"{file.filename} attached {len(copies)} times")
+            problems.append(f"{file.filename} attached {len(copies)} times{where}")
         elif copies[0].sha256 != file.sha256 or copies[0].size != len(file.data):
-            problems.append(f"{file.filename} attached with other bytes")
+            problems.append(f"{file.filename} attached with other bytes{where}")
         elif str(copies[0].id) != recorded.get(file.filename):
-            problems.append(f"the job records attachment {recorded.get(file.filename)}, the object has {copies[0].id}")
+            problems.append(
+                f"the job records attachment {recorded.get(file.filename)}, the object has {copies[0].id}{where}"
+            )
     names = {f.filename for f in wanted}
     strays = [a.filename for a in new if a.filename not in names]
     if strays:
-        problems.append(f"unexpected attachments {strays}")
+        problems.append(f"unexpected attachments {strays}{where}")
     return problems
 
 
@@ -190,11 +204,13 @@ class Shared:
 
 
 class Lane:
-    """One Assets object and a copy of the jobs queue: kills one after another, side by side with other lanes."""
+    """One Assets object (and a second one for the Jira kills' two pairs) and a copy of the jobs queue: kills one
+    after another, side by side with other lanes."""
 
-    def __init__(self, shared: Shared, number: int, object_id: str) -> None:
+    def __init__(self, shared: Shared, number: int, object_id: str, second_object_id: str) -> None:
         stack = shared.suite.stack
         self.shared, self.number, self.object_id = shared, number, object_id
+        self.second_object_id = second_object_id
         self.sqs, self.s3 = stack.client("sqs"), stack.client("s3")
         self.table = stack.resource("dynamodb").Table(stack.jobs_table)
         self.jobs = JobStore(self.table)
@@ -219,11 +235,14 @@ class Lane:
         problems: list[str] = []
         try:
             wanted = self._sources(kill)
-            before = len(self.suite.sim.attachments(self.object_id))
-            job_id = self._submit(kill, wanted)
+            objects = self._objects(kill)
+            before = {object_id: len(self.suite.sim.attachments(object_id)) for object_id in objects}
+            job_id = self._submit(kill, wanted, objects)
             problems += self._crash(kill, job_id, before)
             problems += self._recover(kill, job_id)
             problems += self._verdict(job_id, wanted, before)
+            if kill.spec.jira and not problems:
+                problems += self._asked_again(job_id, wanted, before)
         except Exception as e:  # noqa: BLE001 - a harness failure is a broken kill, not a broken matrix
             problems.append(f"harness: {type(e).__name__}: {e}")
         finally:
@@ -233,37 +252,48 @@ class Lane:
 
     # -- making the job ----------------------------------------------------------------------------------
 
+    def _objects(self, kill: Kill) -> tuple[str, ...]:
+        return (self.object_id, self.second_object_id) if kill.spec.jira else (self.object_id,)
+
     def _sources(self, kill: Kill) -> list[Wanted]:
         slug = kill.name.replace("+", "_")  # a plain key: what is tried here is the crash, not S3's key encoding
         names = [f"{slug}-{n + 1}.bin" for n in range(kill.spec.files)]
+        if kill.spec.jira:  # a fresh attachment on the lane's issue: no earlier kill's pair to adopt
+            issue_key, sim = f"CRASH-{self.number + 1}", self.suite.sim
+            files = [(name, os.urandom(JIRA_FILE_SIZE)) for name in names]
+            return [Wanted("", name, data, sim.add_jira_attachment(issue_key, name, data)) for name, data in files]
         prefix = f"attachments/{self.object_id}" if kill.spec.drop else f"sources/{slug}"
         return [Wanted(f"{prefix}/{name}", name, os.urandom(FILE_SIZE)) for name in names]
 
-    def _submit(self, kill: Kill, wanted: list[Wanted]) -> str:
+    def _submit(self, kill: Kill, wanted: list[Wanted], objects: tuple[str, ...]) -> str:
         """Make the job (one at a time across lanes, so the stack's queue holds only its message) and move its
         message to this lane's queue; returns the job id."""
         with self.shared.lock:
+            if kill.spec.jira:
+                return self._post_and_move({"objectId": list(objects), "jiraAttachments": [f.jira_id for f in wanted]})
             for file in wanted:
                 self.s3.put_object(Bucket=self.suite.stack.bucket, Key=file.key, Body=file.data)
             if kill.spec.drop:
                 body = self._move_message(lambda body: any(d.key == wanted[0].key for d in _drops(body)))
                 return next(_drops(body)).job_id
-            job_id = self._post(wanted)
-            self._move_message(lambda body: isinstance(body, dict) and body.get("jobId") == job_id)
-            return job_id
+            stack = self.suite.stack
+            files = [{"s3Uri": f"s3://{stack.bucket}/{f.key}", "filename": f.filename} for f in wanted]
+            return self._post_and_move({"objectId": self.object_id, "files": files})
 
-    def _post(self, wanted: list[Wanted]) -> str:
+    def _post_and_move(self, request: dict[str, Any]) -> str:
+        """POST the request (under the lock) and move its job's message to this lane's queue; the job id."""
         stack = self.suite.stack
-        files = [{"s3Uri": f"s3://{stack.bucket}/{f.key}", "filename": f.filename} for f in wanted]
         reply = requests.post(
             f"{self.suite.api_url}/attachments",
-            json={"objectId": self.object_id, "files": files},
+            json=request,
             headers={"Authorization": f"Bearer {stack.webhook_token}"},
             timeout=30,
         )
         if reply.status_code != 202:
             raise HarnessError(f"the webhook answered {reply.status_code}: {reply.text[:200]}")
-        return str(reply.json()["jobId"])
+        job_id = str(reply.json()["jobId"])
+        self._move_message(lambda body: isinstance(body, dict) and body.get("jobId") == job_id)
+        return job_id
 
     def _move_message(self, matches: Callable[[Any], bool]) -> Any:
         sqs, stack_queue = self.shared.sqs, self.suite.stack.queue_url
@@ -288,7 +318,7 @@ class Lane:
 
     # -- the kill ----------------------------------------------------------------------------------------
 
-    def _crash(self, kill: Kill, job_id: str, before: int) -> list[str]:
+    def _crash(self, kill: Kill, job_id: str, before: Mapping[str, int]) -> list[str]:
         """Let an armed worker take the job and die; what, if anything, says it did not die at the point."""
         env = {**self.env, "WORKER_TIMEOUT": CRASH_WORKER_TIMEOUT}
         with self.shared.link_delay.held(kill.spec.delay_link_reply):
@@ -306,7 +336,7 @@ class Lane:
             problems.append(f"not killed at the point: the worker died without reaching {kill.point}")
         record = self.jobs.get(job_id)
         statuses = tuple(f.status for f in record.files) if record else ()
-        gained = len(self.suite.sim.attachments(self.object_id)) - before
+        gained = sum(len(self.suite.sim.attachments(object_id)) - count for object_id, count in before.items())
         if statuses != kill.spec.at_kill or gained != kill.spec.linked_at_kill:
             problems.append(
                 f"not killed at the point: files {statuses} and {gained} attachment(s) made at the kill, "
@@ -340,20 +370,74 @@ class Lane:
 
     # -- the verdict -------------------------------------------------------------------------------------
 
-    def _verdict(self, job_id: str, wanted: list[Wanted], before: int) -> list[str]:
+    def _verdict(self, job_id: str, wanted: list[Wanted], before: Mapping[str, int]) -> list[str]:
+        """What is wrong once the job is final: with the job, with what each of its objects gained (against what
+        the job record and, for Jira pairs, the pair records name), with the queues and the link leases."""
         record = self.jobs.get(job_id)
         problem = job_problem(record)
         problems = [problem] if problem else []
-        if record is not None:
-            problems += attachment_problems(self.suite.sim.attachments(self.object_id)[before:], wanted, record)
+        several = len(before) > 1
+        for object_id, count in before.items():
+            where = f" on object {object_id}" if several else ""
+            new = self.suite.sim.attachments(object_id)[count:]
+            if record is not None:
+                recorded = {f.filename: f.attachmentId for f in record.files if f.objectId == object_id}
+                problems += attachment_problems(new, wanted, recorded, where)
+            problems += self._pair_record_problems(new, wanted, object_id)
+            lease = self._item(f"link-lease:{object_id}")
+            if lease and "holder" in lease:
+                problems.append(f"the link lease of object {object_id} is still held by {lease['holder']}")
         if not self.suite.wait_until(lambda: self._depth(self.queue_url) == 0, 10):
             problems.append("a message was left on the queue")
         if self._depth(self.dlq_url):
             problems.append("a message went to the dead-letter queue")
-        lease = self.table.get_item(Key={"jobId": f"link-lease:{self.object_id}"}, ConsistentRead=True).get("Item")
-        if lease and "holder" in lease:
-            problems.append(f"the object's link lease is still held by {lease['holder']}")
         return problems
+
+    def _pair_record_problems(self, new: list[SimAttachment], wanted: list[Wanted], object_id: str) -> list[str]:
+        """Each Jira pair's record must name the attachment that landed: it is what a later request adopts."""
+        problems = []
+        for file in wanted:
+            landed = [str(a.id) for a in new if a.filename == file.filename]
+            if file.jira_id is None or len(landed) != 1:
+                continue  # not a Jira pair, or already counted as attached twice or not at all
+            pair = self._item(f"jira-pair:{file.jira_id}:{object_id}")
+            named = pair.get("attachmentId") if pair else None
+            if named != landed[0]:
+                problems.append(
+                    f"the pair record of {file.filename} on object {object_id} names {named}, not {landed[0]}"
+                )
+        return problems
+
+    def _asked_again(self, job_id: str, wanted: list[Wanted], before: Mapping[str, int]) -> list[str]:
+        """The same Jira pairs asked for by a different request (the objects in the other order: a new job, as a
+        rule firing again makes): its job must adopt each pair's attachment, and no object gains anything."""
+        with self.shared.lock:
+            again = self._post_and_move(
+                {"objectId": list(before)[::-1], "jiraAttachments": [f.jira_id for f in wanted]}
+            )
+        if again == job_id:
+            raise HarnessError("the later request was taken for the same request")
+        if not self.suite.wait_until(lambda: self._final(again), AGAIN_TIMEOUT, poll=0.25):
+            return [f"asked again: the later job was not final after {AGAIN_TIMEOUT:.0f} s"]
+        record, first = self.jobs.get(again), self.jobs.get(job_id)
+        problem = job_problem(record)
+        problems = [problem] if problem else []
+        made = {(f.objectId, f.filename): f.attachmentId for f in first.files} if first else {}
+        for file in record.files if record else []:
+            if file.attachedBy != job_id or file.attachmentId != made.get((file.objectId, file.filename)):
+                problems.append(
+                    f"{file.filename} on object {file.objectId} ended {file.status} with attachment "
+                    f"{file.attachmentId} (attachedBy {file.attachedBy}), not adopted from the first job"
+                )
+        for object_id, count in before.items():
+            new = self.suite.sim.attachments(object_id)[count:]
+            recorded = {filename: made_id for (made_on, filename), made_id in made.items() if made_on == object_id}
+            problems += attachment_problems(new, wanted, recorded, f" on object {object_id}")
+        return [f"asked again: {p}" for p in problems]
+
+    def _item(self, key: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.table.get_item(Key={"jobId": key}, ConsistentRead=True).get("Item")
+        return item
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
@@ -397,8 +481,9 @@ def _drops(body: Any) -> Iterator[s3_drop.Drop]:
 
 def run_matrix(running: Suite, matrix: list[Kill]) -> list[Outcome]:
     shared = Shared(running, running.stack.client("sqs"), LinkDelay(running.sim))
-    count = min(LANES, len(matrix), len(OBJECTS))
-    lanes = [Lane(shared, n, object_id) for n, object_id in zip(range(count), OBJECTS, strict=False)]
+    objects = list(OBJECTS)
+    count = min(LANES, len(matrix), len(objects) // 2)  # each lane has two objects of its own
+    lanes = [Lane(shared, n, objects[n], objects[n + count]) for n in range(count)]
     with ThreadPoolExecutor(max_workers=count) as pool:
         results = list(pool.map(lambda lane: lane.run_all(matrix[lane.number :: count]), lanes))
     return [outcome for lane_outcomes in results for outcome in lane_outcomes]

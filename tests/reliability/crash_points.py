@@ -5,8 +5,9 @@ point wraps one of the package's own functions so that the process sends itself 
 a Lambda environment killed mid-job would die: no ``finally``, no cleanup, no reply. Just before, it writes
 ``MARKER + name`` to its stdout (the worker's log), so the parent can tell the point was reached.
 
-``POINTS`` also tells the parent how to set each kill up (a webhook job or an S3 drop, one file or two, the
-simulator's link reply delayed) and what the job record and the object must show once the process is dead.
+``POINTS`` also tells the parent how to set each kill up (a webhook job or an S3 drop, one file or two, a Jira
+attachment sent to two objects, the simulator's link reply delayed) and what the job record and the objects
+must show once the process is dead.
 A fault hook (``secret-fails-once``) arms a fault instead of a kill, in the fresh worker after the kill.
 """
 
@@ -27,6 +28,7 @@ from botocore.exceptions import ClientError
 from assets_attach.atlassian.assets_client import AssetsClient
 from assets_attach.atlassian.media_upload import MediaUploader
 from assets_attach.atlassian.multipart import MultipartBody
+from assets_attach.aws.attached_pairs import AttachedPairs
 from assets_attach.job_runner import JobRunner
 from assets_attach.jobs import FileStatus
 
@@ -131,15 +133,17 @@ class Point:
     install: Callable[[str], None]
     drop: bool = False  # the job comes from an S3 drop, not a webhook request
     files: int = 1
+    jira: bool = False  # the source is a Jira issue attachment, sent to two objects: two (file, object) pairs
     delay_link_reply: bool = False  # the parent delays the simulator's link replies while this worker runs
-    at_kill: tuple[FileStatus, ...] = ("uploading",)  # the job's file statuses once the process is dead
-    linked_at_kill: int = 0  # attachments the object has gained by then
+    at_kill: tuple[FileStatus, ...] = ("uploading",)  # the job's statuses, pair by pair, once the process is dead
+    linked_at_kill: int = 0  # attachments the job's objects have gained by then, together
 
 
 _after_credentials = _die_after(AssetsClient, "media_credentials")
 _after_upload_reply = _die_after(MediaUploader, "upload")
 _after_link_reply = _die_after(AssetsClient, "link")
-_after_first_file = _die_after(JobRunner, "_attach_file", lambda _runner, _job_id, index, *_, **__: index == 0)
+_after_first_pair = _die_after(JobRunner, "_attach_pair", lambda _runner, _job_id, index, *_, **__: index == 0)
+_after_pair_claim = _die_after(AttachedPairs, "claim")
 
 POINTS: dict[str, Point] = {
     "after-credentials": Point(_after_credentials),
@@ -151,11 +155,19 @@ POINTS: dict[str, Point] = {
         _die_soon_after_link_sent, delay_link_reply=True, at_kill=("linking",), linked_at_kill=1
     ),
     "after-link-reply": Point(_after_link_reply, at_kill=("linking",), linked_at_kill=1),
-    "between-files": Point(_after_first_file, files=2, at_kill=("attached", "pending"), linked_at_kill=1),
+    "between-files": Point(_after_first_pair, files=2, at_kill=("attached", "pending"), linked_at_kill=1),
     "drop-after-credentials": Point(_after_credentials, drop=True),
     "drop-upload-50": Point(_die_in_upload_body(50), drop=True),
     "drop-after-upload-reply": Point(_after_upload_reply, drop=True),
     "drop-after-link-reply": Point(_after_link_reply, drop=True, at_kill=("linking",), linked_at_kill=1),
+    # One Jira attachment, two objects: each kill falls on the first (attachment, object) pair.
+    "jira-after-claim": Point(_after_pair_claim, jira=True, at_kill=("pending", "pending")),
+    "jira-upload-50": Point(_die_in_upload_body(50), jira=True, at_kill=("uploading", "pending")),
+    "jira-link-sent-no-reply": Point(
+        _die_soon_after_link_sent, jira=True, delay_link_reply=True, at_kill=("linking", "pending"), linked_at_kill=1
+    ),
+    "jira-after-link-reply": Point(_after_link_reply, jira=True, at_kill=("linking", "pending"), linked_at_kill=1),
+    "jira-between-objects": Point(_after_first_pair, jira=True, at_kill=("attached", "pending"), linked_at_kill=1),
 }
 HOOKS: dict[str, Callable[[str], None]] = {SECRET_FAILS_ONCE: _secret_fails_once}
 

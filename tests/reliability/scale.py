@@ -29,7 +29,13 @@ FULL = Scale(
 )
 REDUCED = Scale(
     name="reduced",
-    crash_points=("after-credentials", "upload-50", "link-sent-no-reply", "drop-after-upload-reply"),
+    crash_points=(
+        "after-credentials",
+        "upload-50",
+        "link-sent-no-reply",
+        "drop-after-upload-reply",
+        "jira-link-sent-no-reply",
+    ),
     crash_variants=False,
     load_distinct=16,
     load_duplicates=6,
