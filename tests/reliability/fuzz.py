@@ -46,6 +46,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
 
 from assets_attach import s3_drop
+from assets_attach.jobs import FileView, JobView
 from reliability.harness import OBJECTS, Suite
 from reliability.report import Figure, Report
 from reliability.scale import FULL, REDUCED, Scale
@@ -91,20 +92,10 @@ TYPOS = (
     "😀",
 )
 ERROR_KEYS = {"code", "message", "field"}
-JOB_VIEW_KEYS = {"jobId", "status", "objectId", "files", "attempts", "createdAt", "updatedAt"}
-JOB_VIEW_OPTIONAL = {"objectKey", "issueKey", "error"}
-JOB_FILE_KEYS = {
-    "objectId",
-    "bucket",
-    "key",
-    "jiraAttachmentId",
-    "filename",
-    "size",
-    "status",
-    "attachmentId",
-    "error",
-    "errorCode",
-}
+# The job view's shape, from the models openapi.json is generated from: required keys, and all keys.
+JOB_VIEW_KEYS = {name for name, f in JobView.model_fields.items() if f.is_required()}
+JOB_VIEW_OPTIONAL = set(JobView.model_fields) - JOB_VIEW_KEYS
+JOB_FILE_KEYS = set(FileView.model_fields)
 JOB_STATUSES = {"queued", "running", "succeeded", "failed"}
 
 
