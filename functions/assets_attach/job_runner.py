@@ -177,7 +177,6 @@ class JobRunner:
         if state.status == "linking":
             adopted = self._recovered(job_id, index, object_id, wanted, state, holder)
             if adopted is not None:
-                self._pair_attached(wanted, object_id, holder, adopted)
                 return
         self._leases.check_free(object_id, holder)  # no upload in vain while another job links to the object
         source = self._source(wanted)
@@ -212,6 +211,9 @@ class JobRunner:
                 )
                 self._leases.release(lease, {lease.generation: None} if made_nothing else {})
             raise
+        # The pair's record before the job's: a crash between the two leaves a pair that adopts on redelivery,
+        # where the other order would leave the pair claimed (others wait an hour, then attach it twice).
+        self._pair_attached(wanted, object_id, holder, result.attachment_id)
         self._store.update_file(
             job_id,
             index,
@@ -220,7 +222,6 @@ class JobRunner:
             mediaId=result.media_id,
             integrityCheck=result.check,
         )
-        self._pair_attached(wanted, object_id, holder, result.attachment_id)
         if lease is not None:
             self._leases.release(lease, {lease.generation: result.attachment_id})
         metrics.add_metric(name="FilesAttached", unit=MetricUnit.Count, value=1)
@@ -280,11 +281,13 @@ class JobRunner:
         made_by_others = self._leases.linked_between(object_id, marker.generation, lease.generation) if found else set()
         recovery = decide_recovery(found, made_by_others)
         now_and_then = {lease.generation: None, marker.generation: recovery.attachment_id}
-        if recovery.action == "adopt":
-            logger.info("an interrupted link had attached this file", extra={"attachmentId": recovery.attachment_id})
-            self._store.update_file(job_id, index, status="attached", attachmentId=recovery.attachment_id)
+        if recovery.action == "adopt" and recovery.attachment_id:
+            adopted = recovery.attachment_id
+            logger.info("an interrupted link had attached this file", extra={"attachmentId": adopted})
+            self._pair_attached(wanted, object_id, holder, adopted)  # first, as in _attach_pair
+            self._store.update_file(job_id, index, status="attached", attachmentId=adopted)
             self._leases.release(lease, now_and_then)
-            return recovery.attachment_id
+            return adopted
         if recovery.action == "relink":
             logger.info("the interrupted link made no attachment; attaching again")
             self._leases.release(lease, now_and_then)

@@ -150,6 +150,16 @@ class FakeS3:
         return FakeSource(key.rsplit("/", 1)[-1], self.objects[(bucket, key)])
 
 
+class FakeJira:
+    """Jira attachments by id (JiraClient.source)."""
+
+    def __init__(self) -> None:
+        self.attachments: dict[str, bytes] = {}
+
+    def source(self, attachment_id: str, *, name: str, size: int, content_type: str | None) -> FakeSource:
+        return FakeSource(name, self.attachments[attachment_id], content_type)
+
+
 class FakeAtlassian:
     """Steps 1 to 3 and the attachment list; ``lose_next_link_reply`` makes the next link happen and then
     fail as a dropped connection would."""
@@ -217,6 +227,7 @@ class JobCore:
     atlassian: FakeAtlassian = field(default_factory=FakeAtlassian)
     leases: FakeLeases = field(init=False)
     pairs: FakePairs = field(default_factory=FakePairs)
+    jira: FakeJira = field(default_factory=FakeJira)
     runner: JobRunner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -227,7 +238,7 @@ class JobCore:
             attacher,
             fake,
             cast(Any, self.s3),
-            cast(Any, None),  # no Jira sources here: the integration tier runs them against the simulator
+            cast(Any, self.jira),  # the integration tier runs Jira sources against the simulator
             cast(Any, self.store),
             cast(Any, self.leases),
             cast(Any, self.pairs),

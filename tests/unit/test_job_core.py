@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from unit.fakes import JobCore
 
@@ -186,3 +188,36 @@ def test_the_retry_table(
         assert decision.wait == 60
     if action == "sleep":
         assert 0 < decision.wait <= retry_policy.INLINE_WAIT_SECONDS
+
+
+@pytest.mark.parametrize("killed_at", ["job record", "pair record"])
+def test_a_crash_after_a_jira_pair_is_linked_leaves_it_to_adopt_not_to_wait_for(killed_at: str) -> None:
+    core = JobCore()
+    core.atlassian.attachments[OBJECT] = []
+    core.jira.attachments["10001"] = b"from Jira"
+    wanted = JobFile(jiraAttachmentId="10001", filename="report.pdf", size=9, contentType="application/pdf")
+    job = JobSpec(objectIds=[OBJECT], files=[wanted])
+    record_file, record_pair = core.store.update_file, core.pairs.attached
+
+    def kill(*args: Any, **fields: Any) -> None:
+        raise SystemExit(f"killed writing the {killed_at}")
+
+    def file_or_kill(job_id: str, index: int, **fields: Any) -> None:
+        (kill if fields.get("status") == "attached" else record_file)(job_id, index, **fields)
+
+    if killed_at == "job record":
+        core.store.update_file = file_or_kill  # type: ignore[method-assign]
+    else:
+        core.pairs.attached = kill  # type: ignore[method-assign]
+    core.store.create("j1", job)
+    with pytest.raises(SystemExit):
+        core.runner.run("j1", job, time_left=lambda: PLENTY)
+    core.store.update_file, core.pairs.attached = record_file, record_pair  # type: ignore[method-assign]
+
+    again = core.runner.run("j1", job, time_left=lambda: PLENTY)
+    core.store.create("j2", job)  # another job wants the same pair: it adopts, it neither waits nor attaches again
+    other = core.runner.run("j2", job, time_left=lambda: PLENTY)
+
+    [attachment] = core.atlassian.attachments[OBJECT]
+    assert again.status == "succeeded" and again.files[0].attachmentId == attachment.id
+    assert other.status == "succeeded" and other.files[0].attachedBy == "j1"
