@@ -41,7 +41,6 @@ from ..errors import (
     ChunkedUploadStaleError,
     FileTooLargeError,
     IntegrityError,
-    MediaTokenExpiredError,
 )
 from .http_session import (
     API_READ_TIMEOUT,
@@ -49,9 +48,8 @@ from .http_session import (
     UPLOAD_READ_TIMEOUT,
     network_error,
     raise_for_reply,
-    retry_after_seconds,
 )
-from .media_upload import MediaCredentials, UploadedMedia
+from .media_upload import MediaCredentials, UploadedMedia, media_headers, raise_for_media_reply, uploaded_media
 from .url_policy import check_media_base_url
 
 MiB = 1 << 20
@@ -148,10 +146,6 @@ class _CreateUploadReply(BaseModel):
     data: list[_UploadSlot] = Field(min_length=1)
 
 
-class _FileReply(BaseModel):
-    data: UploadedMedia
-
-
 @dataclass
 class _Progress:
     """Where the upload stands: chunks (and their bytes) appended, and the next part number to send."""
@@ -228,11 +222,8 @@ class ChunkedUploader:
             json={"uploadId": upload_id, "name": name, "mimeType": mime_type, "conditions": {"size": size}},
             read_timeout=UPLOAD_READ_TIMEOUT,
         )
-        self._raise_for(response, stale=(404,))
-        try:
-            return _FileReply.model_validate(response.json()).data
-        except (ValueError, ValidationError):
-            raise AtlassianError("the media service's reply named no media id", step="upload") from None
+        self._raise_if_stale(response, (404,))
+        return uploaded_media(response)
 
     # ----------------------------------------------------------------------------------------- a whole file
 
@@ -308,16 +299,11 @@ class ChunkedUploader:
         **kwargs: Any,
     ) -> requests.Response:
         url = self._base_url(credentials) + path
-        sent_headers = {
-            "Authorization": f"Bearer {credentials.token.get_secret_value()}",
-            "X-Client-Id": credentials.client_id,
-            **(headers or {}),
-        }
         try:
             return self._session.request(
                 method,
                 url,
-                headers=sent_headers,
+                headers={**media_headers(credentials), **(headers or {})},
                 timeout=(CONNECT_TIMEOUT, read_timeout),
                 allow_redirects=False,
                 **kwargs,
@@ -326,22 +312,20 @@ class ChunkedUploader:
             raise network_error("upload", e) from e
 
     @staticmethod
-    def _raise_for(response: requests.Response, *, stale: tuple[int, ...]) -> None:
+    def _raise_if_stale(response: requests.Response, stale: tuple[int, ...]) -> None:
+        """``stale``: the statuses that mean the upload is gone (expired, or its chunks out of step)."""
         status = response.status_code
-        if status == 401:
-            raise MediaTokenExpiredError(
-                "the media service rejected the upload token",
-                step="upload",
-                status=401,
-                retry_after=retry_after_seconds(response),
-            )
         if status in stale:
             raise ChunkedUploadStaleError(
                 f"the chunked upload cannot be continued (HTTP {status}); a new upload is needed",
                 step="upload",
                 status=status,
             )
-        raise_for_reply(response, "upload")
+
+    @classmethod
+    def _raise_for(cls, response: requests.Response, *, stale: tuple[int, ...]) -> None:
+        cls._raise_if_stale(response, stale)
+        raise_for_media_reply(response)
 
 
 class _ChunkSender:

@@ -43,6 +43,32 @@ class _UploadReply(BaseModel):
     data: UploadedMedia
 
 
+def media_headers(credentials: MediaCredentials) -> dict[str, str]:
+    """What every media call carries (sent only to a base URL that ``check_media_base_url`` admitted)."""
+    return {"Authorization": f"Bearer {credentials.token.get_secret_value()}", "X-Client-Id": credentials.client_id}
+
+
+def raise_for_media_reply(response: requests.Response) -> None:
+    """A 401 is the JWT's expiry (a new one is fetched on retry); any other failure as ``raise_for_reply``."""
+    if response.status_code == 401:
+        raise MediaTokenExpiredError(
+            "the media service rejected the upload token",
+            step="upload",
+            status=401,
+            retry_after=retry_after_seconds(response),
+        )
+    raise_for_reply(response, "upload")
+
+
+def uploaded_media(response: requests.Response) -> UploadedMedia:
+    """The media file a successful reply names (``{"data": {"id", "size"}}``), from either upload style."""
+    raise_for_media_reply(response)
+    try:
+        return _UploadReply.model_validate(response.json()).data
+    except (ValueError, ValidationError):
+        raise AtlassianError("the media service's reply named no media id", step="upload") from None
+
+
 class MediaUploader:
     def __init__(self, session: requests.Session, allowed_hosts: Iterable[str], upload_path: str = "/file") -> None:
         self._session = session
@@ -65,18 +91,7 @@ class MediaUploader:
             response = self._post(base_url, other, credentials, filename, content_type, size, open_chunks)
             if response.ok:
                 self.upload_path = other
-        if response.status_code == 401:
-            raise MediaTokenExpiredError(
-                "the media service rejected the upload token",
-                step="upload",
-                status=401,
-                retry_after=retry_after_seconds(response),
-            )
-        raise_for_reply(response, "upload")
-        try:
-            return _UploadReply.model_validate(response.json()).data
-        except (ValueError, ValidationError):
-            raise AtlassianError("the media service's reply named no media id", step="upload") from None
+        return uploaded_media(response)
 
     def _post(
         self,
@@ -89,16 +104,11 @@ class MediaUploader:
         open_chunks: Callable[[], Iterable[bytes]],
     ) -> requests.Response:
         body = MultipartBody(open_chunks, size, filename, content_type)
-        headers = {
-            "Authorization": f"Bearer {credentials.token.get_secret_value()}",
-            "X-Client-Id": credentials.client_id,
-            "Content-Type": body.content_type,
-        }
         try:
             return self._session.post(
                 f"{base_url}{path}?name={quote(filename, safe='')}",
                 data=body,
-                headers=headers,
+                headers={**media_headers(credentials), "Content-Type": body.content_type},
                 timeout=(CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT),
                 allow_redirects=False,
             )
