@@ -210,7 +210,9 @@ class Attacher:
                 concurrency=self._style.concurrency,
                 upload_id=state.uploadId if state else None,
                 start_chunk=start,
+                maybe_appended=state.appending if state else None,
                 on_created=lambda upload_id: upload.chunks_created(upload_id, chunk_size),
+                on_appending=upload.chunks_appending,
                 on_appended=upload.chunks_appended,
             )
         except ChunkedUploadStaleError:
@@ -241,6 +243,7 @@ class _Upload:
         self.chunked = chunked
         self.check: Check = "size"  # the integrity check the upload made
         self._report = report
+        self._appended_bytes = chunked.appended * chunked.chunkSize if chunked else 0
 
     def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         sent = 0
@@ -251,9 +254,18 @@ class _Upload:
 
     def chunks_created(self, upload_id: str, chunk_size: int) -> None:
         self.chunked = ChunkedUpload(uploadId=upload_id, chunkSize=chunk_size, appended=0)
+        self._appended_bytes = 0
         self._report(UploadProgress(0, self.chunked))
 
-    def chunks_appended(self, appended: int, bytes_appended: int) -> None:
+    def chunks_appending(self, appending: int) -> None:
+        """Reported (and persisted) before the append is sent: a crash during it leaves both counts to settle."""
         assert self.chunked is not None
-        self.chunked = self.chunked.model_copy(update={"appended": appended})
-        self._report(UploadProgress(bytes_appended, self.chunked))
+        self.chunked = self.chunked.model_copy(update={"appending": appending})
+        self._report(UploadProgress(self._appended_bytes, self.chunked))
+
+    def chunks_appended(self, appended: int, bytes_appended: int) -> None:
+        """Not persisted on its own: the next append's record, or the file's, carries it."""
+        assert self.chunked is not None
+        self.chunked = self.chunked.model_copy(update={"appended": appended, "appending": None})
+        self._appended_bytes = bytes_appended
+        self._report(UploadProgress(bytes_appended))

@@ -167,6 +167,7 @@ class ChunkedUpload(BaseModel):
     uploadId: str
     chunkSize: int
     appended: int  # chunks appended so far, from the start of the file
+    appending: int | None = None  # an append up to this many chunks was sent; its outcome unknown until the next
 
 
 class FileRecord(BaseModel):

@@ -510,6 +510,57 @@ def test_resume_after_a_failed_chunk_resends_at_most_concurrency_chunks(
     assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize("append", ["took", "not sent", "not sent, chunks gone"])
+def test_an_append_of_unknown_outcome_is_settled_without_sending_its_chunks_again(
+    sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials, append: str
+) -> None:
+    """A crash after an append and before its record (it took), or after the record and before the append (it did
+    not): the record says both counts, and the resume settles which without starting over."""
+    append_took = append == "took"
+    data = os.urandom(6 * CHUNK + 99)
+    records: list[tuple[int, int | None]] = []  # what a job record holds: (appended, appending)
+    saved: dict[str, Any] = {}
+
+    def appending(chunks: int) -> None:
+        records.append((chunks - 1, chunks))
+        if chunks == 3 and not append_took:
+            raise SourceCut  # killed after the record was written, before the append was sent
+
+    def appended(chunks: int, size: int) -> None:
+        if chunks == 3:
+            raise SourceCut  # killed after the append, before the next record
+        records.append((chunks, None))
+
+    with pytest.raises(SourceCut):
+        upload_all(
+            uploader,
+            creds,
+            data,
+            concurrency=1,  # one chunk per append: the third append takes the upload from 2 to 3 chunks
+            on_created=lambda upload_id: saved.update(upload_id=upload_id),
+            on_appending=appending,
+            on_appended=appended,
+        )
+    start, maybe = records[-1]
+    assert (start, maybe) == (2, 3) and maybe is not None
+    if append == "not sent, chunks gone":
+        sim.inject("media-append", Fault(status=400))  # as a service that no longer holds them would answer
+    before = sim.chunk_stats()
+    media = upload_all(
+        uploader,
+        creds,
+        data,
+        chunks=blocks(data[start * CHUNK :], 100_000),
+        upload_id=saved["upload_id"],
+        start_chunk=start,
+        maybe_appended=maybe,
+    )
+    assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
+    resent = CHUNK if append == "not sent, chunks gone" else 0
+    assert sim.chunk_stats()["chunkBytesReceived"] - before["chunkBytesReceived"] == len(data) - maybe * CHUNK + resent
+    assert len([r for r in sim.requests if r.path == "/media/upload"]) == 1  # the same upload, continued
+
+
 def test_resume_of_a_stale_upload_says_so(
     sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials
 ) -> None:

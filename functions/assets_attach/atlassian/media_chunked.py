@@ -10,8 +10,9 @@ the upload. The media id it answers is linked (step 3) exactly as one from the s
 - Memory is bounded by ``chunk_size * concurrency`` plus one source block: the source is read only when fewer than
   ``concurrency`` chunks are in flight.
 - Appends follow the chunks in file order, as soon as a run of them has been accepted, so that a failure costs at
-  most the chunks in flight: ``on_appended`` reports each step for the caller to persist, and a later call resumes
-  with ``upload_id`` and ``start_chunk``.
+  most the chunks in flight: ``on_appending`` reports each append before it is sent, for the caller to persist, and
+  a later call resumes with ``upload_id``, ``start_chunk`` and, where the last append's outcome is unknown (a crash
+  while it was on its way), ``maybe_appended``.
 
 Errors: a refusal to create an upload (401/403/404/405) is :class:`ChunkedUploadRefusedError`, the sign to fall
 back to the single POST; an upload that is gone or whose chunk count differs from the caller's is
@@ -25,6 +26,7 @@ appends), or urllib3 opens and discards extra ones.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -239,7 +241,9 @@ class ChunkedUploader:
         concurrency: int,
         upload_id: str | None = None,
         start_chunk: int = 0,
+        maybe_appended: int | None = None,
         on_created: Callable[[str], None] | None = None,
+        on_appending: Callable[[int], None] | None = None,
         on_appended: Callable[[int, int], None] | None = None,
     ) -> UploadedMedia:
         """Send a file of ``size`` bytes in chunks and create the media file from them.
@@ -247,9 +251,12 @@ class ChunkedUploader:
         ``chunks``: the file's bytes from ``start_chunk * chunk_size`` on, in blocks of any size (cut here into
         chunks). ``upload_id``: an upload to continue, whose first ``start_chunk`` chunks of ``chunk_size`` were
         appended by an earlier call; None creates one and reports its id to ``on_created`` before any chunk is
-        sent. ``on_appended(chunks_appended, bytes_appended)``, counted from the start of the file, follows every
-        append: what the caller persists to resume. Any failure stops the sending (chunks not yet started are
-        cancelled, those in flight finish), appends the chunks accepted before it in order, and is raised.
+        sent. ``on_appending(chunks)`` precedes every append that takes the upload to ``chunks`` chunks, and
+        ``on_appended(chunks_appended, bytes_appended)`` follows it, counted from the start of the file: what the
+        caller persists to resume. ``maybe_appended``: such an append from ``start_chunk`` was sent before and its
+        outcome is unknown; its chunks are sent again and settled first (see :meth:`_settle`). Any failure stops the
+        sending (chunks not yet started are cancelled, those in flight finish), appends the chunks accepted before
+        it in order, and is raised.
         The callbacks run on the calling thread, which also reads ``chunks``; chunks are hashed and sent on
         ``concurrency`` threads of their own.
         """
@@ -258,6 +265,8 @@ class ChunkedUploader:
         total_chunks = chunk_count(size, chunk_size)
         if not 0 <= start_chunk <= total_chunks or (start_chunk and upload_id is None):
             raise ValueError(f"start_chunk {start_chunk} does not fit {total_chunks} chunks of an existing upload")
+        if maybe_appended is not None and not start_chunk < maybe_appended <= total_chunks:
+            raise ValueError(f"maybe_appended {maybe_appended} does not follow start_chunk {start_chunk}")
         self._base_url(credentials)  # a refused media host fails before anything is created or read
         if upload_id is None:
             upload_id = self.create_upload(credentials)
@@ -265,10 +274,15 @@ class ChunkedUploader:
                 on_created(upload_id)
         start_bytes = min(start_chunk * chunk_size, size)
         progress = _Progress(start_chunk, start_bytes, start_chunk + 1)
-        sender = _ChunkSender(self, credentials, upload_id, concurrency, progress, on_appended)
+        boxes = _boxed(rechunk(chunks, chunk_size))
+        if maybe_appended is not None and upload_id is not None:
+            self._settle(credentials, upload_id, boxes, progress, maybe_appended)
+            if on_appended is not None:
+                on_appended(progress.appended, progress.appended_bytes)
+        sender = _ChunkSender(self, credentials, upload_id, concurrency, progress, on_appending, on_appended)
         try:
-            sent = start_bytes
-            for box in _boxed(rechunk(chunks, chunk_size)):
+            sent = progress.appended_bytes
+            for box in boxes:
                 sent += len(box[0])
                 if sent > size:
                     raise IntegrityError(f"the source gave more than its {size} bytes", step="upload")
@@ -282,6 +296,39 @@ class ChunkedUploader:
         finally:
             sender.shutdown()
         return self.create_file(credentials, upload_id, filename, content_type, size)
+
+    def _settle(
+        self,
+        credentials: MediaCredentials,
+        upload_id: str,
+        boxes: Iterator[list[bytes]],
+        progress: _Progress,
+        maybe_appended: int,
+    ) -> None:
+        """After an append of unknown outcome, from ``progress.appended`` to ``maybe_appended`` chunks: append those
+        chunks again where that append was, by their etags (hashed here, not sent: the service holds what it was
+        sent). A 409 (wrong offset) says the earlier append had taken them; a 400 that it holds them no longer, and
+        they are sent and appended. Either way the upload then holds ``maybe_appended`` chunks, as ``progress`` says.
+        """
+        count = maybe_appended - progress.appended
+        held = [box.pop() for box in itertools.islice(boxes, count)]
+        if len(held) != count:
+            raise IntegrityError("the source ended before the chunks of the last append", step="upload")
+        etags = [chunk_etag(data) for data in held]
+        try:
+            self.append(credentials, upload_id, etags, progress.appended)
+        except ChunkedUploadStaleError as e:
+            if e.status != 409:
+                raise
+        except AtlassianError as e:
+            if e.status != 400:
+                raise
+            for part, data in enumerate(held, start=progress.appended + 1):
+                self.put_chunk(credentials, upload_id, part, data)
+            self.append(credentials, upload_id, etags, progress.appended)
+        progress.appended = maybe_appended
+        progress.appended_bytes += sum(len(data) for data in held)
+        progress.next_part = maybe_appended + 1
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -343,6 +390,7 @@ class _ChunkSender:
         upload_id: str,
         concurrency: int,
         progress: _Progress,
+        on_appending: Callable[[int], None] | None,
         on_appended: Callable[[int, int], None] | None,
     ) -> None:
         self._uploader = uploader
@@ -350,6 +398,7 @@ class _ChunkSender:
         self._upload_id = upload_id
         self._concurrency = concurrency
         self._progress = progress
+        self._on_appending = on_appending
         self._on_appended = on_appended
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="media-chunk")
         self._queued: deque[tuple[Future[str], int]] = deque()  # (PUT, chunk length), in part order, not appended
@@ -416,6 +465,8 @@ class _ChunkSender:
     def _append(self, etags: list[str], sizes: int) -> None:
         progress = self._progress
         try:
+            if self._on_appending is not None:
+                self._on_appending(progress.appended + len(etags))
             self._uploader.append(self._credentials, self._upload_id, etags, progress.appended)
             progress.appended += len(etags)
             progress.appended_bytes += sizes
