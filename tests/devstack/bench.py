@@ -1,14 +1,27 @@
-"""``make bench``: a 1 GiB S3 object into the simulator three ways, side by side, in one run.
+"""``make bench``: a 1 GiB S3 object into the Atlassian simulator five ways, side by side, and two more figures.
 
-1. ``assets-attach upload s3://...`` (this product: S3 streamed straight into the media upload);
-   and the same command from a local file, which separates the engine's cost from the S3 server's;
-2. curl uploading the same bytes from a local file to the same media endpoint (the baseline);
-3. the common approach: download to /tmp, then ``requests.post(files=...)``.
+Uploads (medians of ``BENCH_ROUNDS``, default 5, the approaches interleaved round by round):
 
-The simulator runs in its own process so that it competes with each client the same way; moto runs in
-this one, so its CPU time is this process's. Every figure is wall-clock from process start to exit. The
-target: the product reaches at least 70% of curl's MiB/s. It is a measurement, so it exits 0 either way.
-Size: BENCH_SIZE_MIB (default 1024).
+1. curl uploading a local copy to the media endpoint: the upload limit of this machine;
+2. two curls piped: ``curl GET`` from the moto S3 into ``curl POST`` with an exact ``Content-Length`` (the
+   multipart framing printed around it): the S3 → media limit, and the yardstick of the ratios;
+3. ``assets-attach upload s3://...`` with ``MEDIA_UPLOAD_MODE=single`` (one streamed multipart POST);
+4. the same with ``MEDIA_UPLOAD_MODE=chunked`` (5 MiB chunks, three in flight, each hashed and checked);
+5. the common approach: download to /tmp, then ``requests.post(files=...)``.
+
+Each figure is wall-clock from process start to exit. CPU is the uploading process's (every process of the
+pipe), per GiB; moto runs in this process and the simulator in its own, so neither is counted there. Peak RSS is
+the uploading process's VmHWM (the sum over the pipe's processes); for the product it is measured again with a
+1 MiB object, and the growth between the two is the memory goal.
+
+Resume: a worker process with ``MEDIA_UPLOAD_MODE=chunked`` is killed (SIGKILL) once 60% of the object's chunks
+are accepted; the message is redelivered to a fresh worker process, and the simulator's byte counter tells how
+much was sent twice.
+
+Cold start: the two handlers' imports against ``import boto3, requests`` (devstack.cold_import).
+
+It is a measurement: it prints the goals met or missed and exits 0 either way. Settings: BENCH_SIZE_MIB (default
+1024), BENCH_ROUNDS (default 5), BENCH_SECTIONS (default ``upload,resume,imports``).
 """
 
 from __future__ import annotations
@@ -16,183 +29,399 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from devstack import peak_rss
-from devstack.bigfile import MiB, put_big_object, write_big_file
+from devstack.bigfile import GiB, MiB, put_big_object, write_big_file
+from devstack.lambda_local import LocalApi
 from devstack.stack import AWS_TEST_CREDENTIALS, LocalStack, child_env, moto_server, patched_environ
+from devstack.webhook_client import job_status, post
 
-TARGET_RATIO = 0.70
-
-
-@dataclass
-class Run:
-    name: str
-    seconds: float
-    size: int
-    peak_rss: int | None
-    cpu: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def mib_per_s(self) -> float:
-        return self.size / MiB / self.seconds
+GOAL_SINGLE_VS_PIPE = 0.85
+GOAL_CHUNKED_VS_SINGLE = 0.60
+GOAL_RSS_GROWTH = {"single": 16 * MiB, "chunked": 32 * MiB}
+CONCURRENCY = 3  # MEDIA_UPLOAD_CONCURRENCY's default
+CHUNK = 5 * MiB  # the chunk size for files up to 5 GB
+KILL_AT = 0.60
+OBJECT_ID = "1234"
 
 
 class SimulatorProcess:
-    """The Atlassian simulator in a child process; ``info`` is the JSON line it prints on start."""
+    """The Atlassian simulator in a child process, so that it competes with each client the same way."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack.atlassian_sim", "--port", "0", "--object", "1234:HW-42"],
+            [sys.executable, "-m", "devstack.atlassian_sim", "--port", "0", "--object", f"{OBJECT_ID}:HW-42"],
             stdout=subprocess.PIPE,
             text=True,
             env=child_env(),
         )
         assert self.proc.stdout is not None
-        self.info = json.loads(self.proc.stdout.readline())
+        info = json.loads(self.proc.stdout.readline())
+        # What LocalStack reads of a simulator.
+        self.base_url: str = info["baseUrl"]
+        self.email: str = info["email"]
+        self.api_token: str = info["apiToken"]
+        self.workspace_id: str = info["workspaceId"]
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
+
+    def chunk_stats(self) -> dict[str, int]:
+        reply = requests.get(f"{self.base_url}/__sim/stats", timeout=10)
+        reply.raise_for_status()
+        stats: dict[str, int] = reply.json()
+        return stats
 
 
-def cpu_meter(sim: SimulatorProcess) -> dict[str, float]:
-    """CPU seconds so far of the client (children of this process), S3 (moto, in this process) and the simulator."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
-        "client": children.ru_utime + children.ru_stime,
-        "s3": own.ru_utime + own.ru_stime,
-        "sim": sim.cpu_seconds(),
-    }
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(sim: SimulatorProcess, run: Callable[[], Run]) -> Run:
-    before = cpu_meter(sim)
-    result = run()
-    after = cpu_meter(sim)
-    result.cpu = {k: after[k] - before[k] for k in before}
-    return result
+def children_cpu_seconds() -> float:
+    """CPU of this process's children that have exited (the uploading processes; not the simulator, still running)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def timed_python(name: str, size: int, module: str, *args: str) -> Run:
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss: int
+    cpu: float  # the uploading process(es)
+    cpu_s3: float  # moto, in this process
+    cpu_sim: float
+    check: str = ""  # the integrity check the product reported
+
+
+@dataclass
+class Approach:
+    name: str
+    upload: Callable[[int], tuple[int, str]]  # size -> (peak RSS, check made)
+    runs: list[Run] = field(default_factory=list)
+    small: list[Run] = field(default_factory=list)  # 1 MiB runs, for the memory growth
+
+    def median(self, attribute: str, runs: list[Run] | None = None) -> float:
+        return statistics.median(getattr(r, attribute) for r in (self.runs if runs is None else runs))
+
+    def mib_per_s(self, size: int) -> float:
+        return size / MiB / self.median("seconds")
+
+
+def measured(sim: SimulatorProcess, upload: Callable[[int], tuple[int, str]], size: int) -> Run:
+    """Time ``upload(size)`` (which returns the peak RSS and the check made), with the CPU each party spent."""
+    cpu, s3, sim_cpu = children_cpu_seconds(), own_cpu_seconds(), sim.cpu_seconds()
     started = time.perf_counter()
-    _, peak = peak_rss.run_measured(module, *args, timeout=1800)
-    return Run(name, time.perf_counter() - started, size, peak)
+    peak, check = upload(size)
+    seconds = time.perf_counter() - started
+    return Run(
+        seconds,
+        peak,
+        children_cpu_seconds() - cpu,
+        own_cpu_seconds() - s3,
+        sim.cpu_seconds() - sim_cpu,
+        check,
+    )
 
 
-def watch_hwm(pid: int, result: list[int]) -> None:
-    """Poll a non-Python child's VmHWM until it exits (curl cannot report its own)."""
-    status = Path(f"/proc/{pid}/status")
-    while True:
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    result[0] = int(line.split()[1]) * 1024
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        time.sleep(0.02)
+# ----------------------------------------------------------------------------------------- the approaches
 
 
-def timed_curl(sim: dict[str, str], path: Path, size: int) -> Run:
-    session = requests.Session()
-    creds = session.get(
-        f"{sim['baseUrl']}/jsm/assets/workspace/{sim['workspaceId']}/v1/attachments/object/1234/credentials",
-        auth=(sim["email"], sim["apiToken"]),
+def tree_hwm(root: int, stop: threading.Event, peaks: dict[int, int]) -> None:
+    """Poll the VmHWM of ``root`` and its descendants (curl cannot report its own) until ``stop``."""
+    while not stop.is_set():
+        pending = [root]
+        while pending:
+            pid = pending.pop()
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]) * 1024)
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            pending.extend(int(c) for c in children)
+        time.sleep(0.01)
+
+
+def run_command(command: list[str], env: dict[str, str] | None = None) -> int:
+    """Run a non-Python command to its end; the sum of its processes' peak RSS."""
+    child = subprocess.Popen(command, env=env)
+    peaks: dict[int, int] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=tree_hwm, args=(child.pid, stop, peaks), daemon=True)
+    watcher.start()
+    code = child.wait()
+    stop.set()
+    watcher.join()
+    if code != 0:
+        raise SystemExit(f"{command[0]} failed with exit code {code}")
+    # The shell of the pipe counts too; it is small. A process that ended between two polls is missed.
+    return sum(peaks.values())
+
+
+def media_credentials(sim: SimulatorProcess) -> dict[str, str]:
+    reply = requests.get(
+        f"{sim.base_url}/jsm/assets/workspace/{sim.workspace_id}/v1/attachments/object/{OBJECT_ID}/credentials",
+        auth=(sim.email, sim.api_token),
         timeout=30,
-    ).json()
+    )
+    reply.raise_for_status()
+    creds: dict[str, str] = reply.json()
+    return creds
+
+
+def curl_headers(creds: dict[str, str]) -> list[str]:
+    return ["-H", f"Authorization: Bearer {creds['mediaJwtToken']}", "-H", f"X-Client-Id: {creds['clientId']}"]
+
+
+def curl_upload(sim: SimulatorProcess, path: Path) -> tuple[int, str]:
+    creds = media_credentials(sim)
     command = [
-        "curl", "-sS", "--fail", "-o", "/dev/null",
-        "-H", f"Authorization: Bearer {creds['mediaJwtToken']}",
-        "-H", f"X-Client-Id: {creds['clientId']}",
+        "curl", "-sS", "--fail", "-o", "/dev/null", *curl_headers(creds),
         "-F", f"file=@{path};type=application/zip",
         f"{creds['mediaBaseUrl']}/file?name={quote(path.name, safe='')}",
     ]  # fmt: skip
-    started = time.perf_counter()
-    child = subprocess.Popen(command)
-    hwm = [0]
-    watcher = threading.Thread(target=watch_hwm, args=(child.pid, hwm), daemon=True)
-    watcher.start()
-    if child.wait() != 0:
-        raise SystemExit("curl failed")
-    seconds = time.perf_counter() - started
-    watcher.join()
-    return Run("curl -F from a local file (baseline)", seconds, size, hwm[0] or None)
+    return run_command(command), ""
+
+
+PIPE = 'set -e; { printf "%s" "$HEAD"; curl -sS --fail "$GET_URL"; printf "%s" "$TAIL"; } | curl "$@"'
+
+
+def curl_pipe(sim: SimulatorProcess, s3: Any, bucket: str, key: str, size: int) -> tuple[int, str]:
+    """curl GET (a presigned URL of the moto S3) | curl POST: the bytes never touch a disk or a Python process."""
+    creds = media_credentials(sim)
+    boundary = "bench-boundary-7f3a"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.zip"\r\n'
+        "Content-Type: application/zip\r\n\r\n"
+    )
+    tail = f"\r\n--{boundary}--\r\n"
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
+    post_args = [
+        "-sS", "--fail", "-o", "/dev/null", "-X", "POST", "-T", "-", *curl_headers(creds),
+        "-H", f"Content-Type: multipart/form-data; boundary={boundary}",
+        "-H", f"Content-Length: {len(head) + size + len(tail)}",
+        "-H", "Transfer-Encoding:", "-H", "Expect:",  # an exact length, not chunked, no 100-continue round trip
+        f"{creds['mediaBaseUrl']}/file?name=big.zip",
+    ]  # fmt: skip
+    env = {**os.environ, "HEAD": head, "TAIL": tail, "GET_URL": get_url}
+    return run_command(["sh", "-c", PIPE, "pipe", *post_args], env), ""
+
+
+def product_upload(uri: str, mode: str) -> tuple[int, str]:
+    with patched_environ({"MEDIA_UPLOAD_MODE": mode}):
+        done, peak = peak_rss.run_measured("assets_attach", "upload", uri, "--object-id", OBJECT_ID, timeout=1800)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return peak, str(summary.get("check", ""))
+
+
+def naive_upload(uri: str) -> tuple[int, str]:
+    _, peak = peak_rss.run_measured("devstack.naive_upload", uri, OBJECT_ID, timeout=1800)
+    return peak, ""
+
+
+# ----------------------------------------------------------------------------------------- the sections
+
+
+def worker_timeout(size: int) -> float:
+    """The resume's worker invocations: the worker starts a file only with 20 s + 10 MiB/s of it in hand."""
+    return 30 + size / (10 * MiB)
+
+
+@contextmanager
+def bench_stack(size: int) -> Iterator[tuple[LocalStack, SimulatorProcess]]:
+    """moto in this process, the simulator in its own, seeded as template.yaml would be, environment pointed at it.
+    As there, a received message stays invisible for longer than a worker invocation may last."""
+    sim = SimulatorProcess()
+    try:
+        with moto_server() as moto_url, patched_environ({**AWS_TEST_CREDENTIALS, "AWS_ENDPOINT_URL": moto_url}):
+            visibility = int(worker_timeout(size)) + 5
+            stack = LocalStack(moto_url, sim, visibility_timeout=visibility).seed()  # type: ignore[arg-type]
+            with patched_environ({**stack.env(), "POWERTOOLS_LOG_LEVEL": "WARNING"}):  # the webhook runs in here
+                yield stack, sim
+    finally:
+        sim.stop()
+
+
+def upload_section(stack: LocalStack, sim: SimulatorProcess, size: int, rounds: int) -> list[str]:
+    s3 = stack.client("s3")
+    print(f"preparing a {size // MiB} MiB S3 object, a 1 MiB one and a local copy ...", flush=True)
+    put_big_object(s3, stack.bucket, "bench/big.zip", size)
+    put_big_object(s3, stack.bucket, "bench/small.zip", MiB)
+    big, small = f"s3://{stack.bucket}/bench/big.zip", f"s3://{stack.bucket}/bench/small.zip"
+    with tempfile.TemporaryDirectory() as tmp, patched_environ({"MAX_FILE_SIZE_BYTES": str(size)}):
+        local = Path(tmp) / "big.zip"
+        write_big_file(local, size)
+
+        def s3_object(n: int) -> str:
+            return big if n == size else small
+
+        approaches = [
+            Approach("curl -F from a local file (the upload limit)", lambda n: curl_upload(sim, local)),
+            Approach("curl GET S3 \\| curl POST (the S3 → media limit)",
+                     lambda n: curl_pipe(sim, s3, stack.bucket, "bench/big.zip", n)),
+            Approach("assets-attach, single mode", lambda n: product_upload(s3_object(n), "single")),
+            Approach("assets-attach, chunked mode", lambda n: product_upload(s3_object(n), "chunked")),
+            Approach("download to /tmp, then requests.post(files=)", lambda n: naive_upload(big)),
+        ]  # fmt: skip
+        for round_number in range(1, rounds + 1):
+            for approach in approaches:
+                approach.runs.append(measured(sim, approach.upload, size))
+                print(f"  round {round_number}: {approach.name}: {approach.runs[-1].seconds:.2f} s", flush=True)
+            for approach in approaches[2:4]:
+                approach.small.append(measured(sim, approach.upload, MiB))
+    return upload_report(approaches, size)
+
+
+def upload_report(approaches: list[Approach], size: int) -> list[str]:
+    pipe, single, chunked = approaches[1], approaches[2], approaches[3]
+    gib = size / GiB
+    lines = [
+        "| approach | MiB/s | × pipe | peak RSS (MiB) | CPU s/GiB: uploader | moto | simulator |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for a in approaches:
+        lines.append(
+            f"| {a.name} | {a.mib_per_s(size):,.0f} | {a.mib_per_s(size) / pipe.mib_per_s(size):.2f} | "
+            f"{a.median('peak_rss') / MiB:,.0f} | {a.median('cpu') / gib:.2f} | {a.median('cpu_s3') / gib:.2f} | "
+            f"{a.median('cpu_sim') / gib:.2f} |"
+        )
+    lines.append("")
+    checks = sorted({r.check for a in (single, chunked) for r in a.runs})
+    lines.append(f"integrity check the product made: {', '.join(checks)}")
+    single_ratio = single.mib_per_s(size) / pipe.mib_per_s(size)
+    chunked_ratio = chunked.mib_per_s(size) / single.mib_per_s(size)
+    lines.append(verdict("single mode vs the two-curl pipe", single_ratio, GOAL_SINGLE_VS_PIPE, "×"))
+    lines.append(verdict("chunked mode vs single mode", chunked_ratio, GOAL_CHUNKED_VS_SINGLE, "×"))
+    for mode, a in (("single", single), ("chunked", chunked)):
+        growth = a.median("peak_rss") - a.median("peak_rss", a.small)
+        goal = GOAL_RSS_GROWTH[mode]
+        lines.append(
+            f"peak RSS growth 1 MiB → {size // MiB} MiB, {mode} mode: {growth / MiB:+.1f} MiB "
+            f"({a.median('peak_rss', a.small) / MiB:.1f} → {a.median('peak_rss') / MiB:.1f}; "
+            f"goal at most {goal // MiB} MiB: {'met' if growth <= goal else 'MISSED'})"
+        )
+    return lines
+
+
+def verdict(what: str, value: float, goal: float, unit: str) -> str:
+    return f"{what}: {value:.2f}{unit} (goal at least {goal:.2f}{unit}: {'met' if value >= goal else 'MISSED'})"
+
+
+def worker_process(timeout: float) -> subprocess.Popen[bytes]:
+    env = child_env({"MEDIA_UPLOAD_MODE": "chunked", "WORKER_TIMEOUT": str(timeout)})
+    return subprocess.Popen(
+        [sys.executable, "-m", "reliability.worker_process"],
+        env=env,
+        stdout=Path(os.environ.get("BENCH_WORKER_LOG", os.devnull)).open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    process.send_signal(sig)
+    process.wait(timeout=30)
+
+
+def resume_section(stack: LocalStack, sim: SimulatorProcess, size: int) -> list[str]:
+    """Kill a chunked upload at 60%, redeliver, and count the bytes the simulator received twice."""
+    print(f"resume: a worker killed at {KILL_AT:.0%} of a {size // MiB} MiB chunked upload ...", flush=True)
+    put_big_object(stack.client("s3"), stack.bucket, "bench/resume.zip", size)
+    timeout = worker_timeout(size)
+    before = sim.chunk_stats()
+    with LocalApi() as api, patched_environ({"MAX_FILE_SIZE_BYTES": str(size)}):
+        reply = post(api.url, stack, {"objectId": OBJECT_ID, "s3Uri": f"s3://{stack.bucket}/bench/resume.zip"})
+        if reply.status_code != 202:
+            raise SystemExit(f"the webhook answered {reply.status_code}: {reply.text}")
+        status_url = str(reply.json()["statusUrl"])
+        first = worker_process(timeout)
+        killed_at = time.monotonic()
+        try:
+            while sim.chunk_stats()["chunkBytesAccepted"] - before["chunkBytesAccepted"] < KILL_AT * size:
+                if first.poll() is not None:
+                    raise SystemExit("the worker ended before it was killed")
+                time.sleep(0.02)
+        finally:
+            stop(first, signal.SIGKILL)
+            killed_at = time.monotonic()
+        at_kill = sim.chunk_stats()
+        appended = job_status(stack, status_url)["files"][0].get("bytesSent", 0)
+        # As in Lambda, the message returns after its visibility timeout, when the killed invocation's in-progress
+        # idempotency record (which lasts as long as the invocation might have) has expired.
+        print(f"  killed with {appended / MiB:.0f} MiB appended; redelivery after the queue's "
+              f"{timeout + 5:.0f} s visibility timeout ...", flush=True)  # fmt: skip
+        second = worker_process(timeout)
+        try:
+            deadline = killed_at + 2 * timeout + 600
+            while (job := job_status(stack, status_url))["status"] not in ("succeeded", "failed"):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the resumed job did not finish: {job}")
+                time.sleep(0.5)
+        finally:
+            stop(second)
+    after = sim.chunk_stats()
+    received = after["chunkBytesReceived"] - before["chunkBytesReceived"]
+    resent = received - size
+    return [
+        f"resume: killed at {(at_kill['chunkBytesAccepted'] - before['chunkBytesAccepted']) / size:.0%} "
+        f"({appended / MiB:.0f} MiB appended); the resumed job {job['status']}; the simulator received "
+        f"{received / MiB:,.0f} MiB for a {size / MiB:,.0f} MiB file: {resent / MiB:.0f} MiB sent twice = "
+        f"{resent / CHUNK:.1f} chunks (goal at most MEDIA_UPLOAD_CONCURRENCY = {CONCURRENCY}: "
+        f"{'met' if resent <= CONCURRENCY * CHUNK and job['status'] == 'succeeded' else 'MISSED'})"
+    ]
+
+
+def imports_section(rounds: int) -> list[str]:
+    from devstack import cold_import
+
+    print("cold start: handler imports against `import boto3, requests` ...", flush=True)
+    return cold_import.markdown_table(cold_import.measure(rounds)).splitlines()
 
 
 def main() -> int:
     size = int(os.environ.get("BENCH_SIZE_MIB", "1024")) * MiB
-    print(f"benchmark: {size // MiB} MiB, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    sim = SimulatorProcess()
-    try:
-        with (
-            moto_server() as moto_url,
-            patched_environ({**AWS_TEST_CREDENTIALS, "AWS_ENDPOINT_URL": moto_url}),
-            tempfile.TemporaryDirectory() as tmp,
-        ):
-            stack = LocalStack(moto_url, sim=None)  # type: ignore[arg-type]
-            s3 = stack.client("s3")
-            s3.create_bucket(Bucket=stack.bucket)
-            secret = {
-                "email": sim.info["email"],
-                "apiToken": sim.info["apiToken"],
-                "workspaceId": sim.info["workspaceId"],
-            }
-            stack.client("secretsmanager").create_secret(Name=stack.secret_id, SecretString=json.dumps(secret))
-            env = {
-                "ATLASSIAN_SECRET_ID": stack.secret_id,
-                "ASSETS_API_BASE_URL": sim.info["baseUrl"],
-                "MEDIA_ALLOWED_HOSTS": "127.0.0.1",
-                "MAX_FILE_SIZE_BYTES": str(size),
-            }
-            print("preparing the S3 object and the local copy ...")
-            s3_sha = put_big_object(s3, stack.bucket, "bench/big.zip", size)
-            local = Path(tmp) / "big.zip"
-            if write_big_file(local, size) and local.stat().st_size != size:
-                raise SystemExit("local copy has the wrong size")
-            uri = f"s3://{stack.bucket}/bench/big.zip"
-            with patched_environ(env):
-                runs = [
-                    measured(sim, lambda: timed_python("assets-attach upload s3://... (streamed)", size,
-                                                       "assets_attach", "upload", uri, "--object-id", "1234")),
-                    measured(sim, lambda: timed_python("assets-attach upload ./file (same engine, local source)",
-                                                       size, "assets_attach", "upload", str(local), "--object-id",
-                                                       "1234")),
-                    measured(sim, lambda: timed_curl(sim.info, local, size)),
-                    measured(sim, lambda: timed_python("download to /tmp + requests.post(files=)", size,
-                                                       "devstack.naive_upload", uri, "1234")),
-                ]  # fmt: skip
-            del s3_sha
-    finally:
-        sim.stop()
-
-    product, local_engine, baseline = runs[0], runs[1], runs[2]
-    ratio = product.mib_per_s / baseline.mib_per_s
-    print(f"\nresults of {datetime.now(UTC):%Y-%m-%d} ({size // MiB} MiB, simulator on loopback)\n")
-    print("| approach | MiB/s | seconds | peak RSS (MiB) | CPU s: client | S3 (moto) | simulator |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for run in runs:
-        rss = f"{run.peak_rss / MiB:,.0f}" if run.peak_rss else "n/a"
-        cpu = " | ".join(f"{run.cpu[k]:.2f}" for k in ("client", "s3", "sim"))
-        print(f"| {run.name} | {run.mib_per_s:,.0f} | {run.seconds:,.1f} | {rss} | {cpu} |")
-    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
-    print(f"\nassets-attach from S3 reaches {ratio:.0%} of curl's MiB/s ({verdict} the {TARGET_RATIO:.0%} target);")
-    local_ratio = local_engine.mib_per_s / baseline.mib_per_s
-    print(f"from a local file, without the S3 server's CPU on this machine: {local_ratio:.0%}")
+    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
+    sections = os.environ.get("BENCH_SECTIONS", "upload,resume,imports").split(",")
+    started = time.monotonic()
+    print(f"benchmark: {size // MiB} MiB, {rounds} rounds, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    report: list[str] = []
+    if "upload" in sections or "resume" in sections:
+        with bench_stack(size) as (stack, sim):
+            if "upload" in sections:
+                report += ["", *upload_section(stack, sim, size, rounds)]
+            if "resume" in sections:
+                report += ["", *resume_section(stack, sim, size)]
+    if "imports" in sections:
+        report += ["", *imports_section(rounds)]
+    minutes = (time.monotonic() - started) / 60
+    print(f"\nresults of {datetime.now(UTC):%Y-%m-%d} ({size // MiB} MiB, medians of {rounds}, {minutes:.1f} min)")
+    print("\n".join(report))
     return 0
 
 
