@@ -18,8 +18,8 @@ from .attach_request import AttachRequest, WantedFile, check_counts
 from .aws.job_queue import JobQueue
 from .aws.job_store import JobStore
 from .aws.s3_source import S3Source
-from .errors import AttachError, BucketNotAllowedError, FileTooLargeError, SourceNotFoundError
-from .jobs import JobFile, JobMessage, JobSpec, new_job_id
+from .errors import AttachError, BadRequestError, BucketNotAllowedError, FileTooLargeError, SourceNotFoundError
+from .jobs import MAX_NEW_RECORD_BYTES, JobFile, JobMessage, JobSpec, new_job_id, new_record_bytes
 
 # What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).
 IDEMPOTENCY_KEY = "[objectIds, objectKeys, files[*].[bucket, key, versionId, etag, jiraAttachmentId, filename]]"
@@ -55,6 +55,7 @@ class Intake:
             files=[self._pin(wanted) for wanted in request.files] + jira_files,
             issueKey=request.issue_key,
         )
+        check_record_size(spec)
         return self._enqueue_once(spec=spec)
 
     def _jira_files(self, request: AttachRequest) -> list[JobFile]:
@@ -114,3 +115,16 @@ class Intake:
             self._store.update(job_id, status="failed", error="the job could not be queued")
             raise
         return {"jobId": job_id}
+
+
+def check_record_size(spec: JobSpec) -> None:
+    """Each (file, object) pair records its key, name and comment: together they must fit one job record."""
+    size, comments = new_record_bytes(spec)
+    if size > MAX_NEW_RECORD_BYTES:
+        pairs = len(spec.files) * len(spec.targets)
+        raise BadRequestError(
+            f"the {pairs} (file, object) pairs would record {size // 1000} KB of keys, names and comments "
+            f"({comments // 1000} KB of comments); at most {MAX_NEW_RECORD_BYTES // 1000} KB per request: "
+            "shorten the comments, or send fewer files or objects per request",
+            field="comment" if comments * 2 > size else "files",
+        )

@@ -11,6 +11,7 @@ idempotency key is a JMESPath over the JobSpec's fields (intake.IDEMPOTENCY_KEY)
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -283,6 +284,17 @@ def queued_record(job_id: str, spec: JobSpec) -> dict[str, Any]:
         **spec.targets[0].fields(),  # the first object, as the job view shows it
         **spec.model_dump(include={"issueKey"}, exclude_none=True),
     }
+
+
+# A DynamoDB item holds 400 KB; what the worker adds to each pair as it runs (ids, markers, errors) needs room.
+MAX_NEW_RECORD_BYTES = 300_000
+
+
+def new_record_bytes(spec: JobSpec) -> tuple[int, int]:
+    """The size of a new job's record (UTF-8 JSON, about what DynamoDB counts), and how much of it is comments."""
+    record = queued_record(new_job_id(), spec)
+    comments = sum(len(f.get("comment", "").encode()) for f in record["files"])
+    return len(json.dumps(record, ensure_ascii=False).encode()), comments
 
 
 def new_job_id() -> str:

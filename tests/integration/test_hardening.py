@@ -161,3 +161,19 @@ def test_an_s3_drop_that_never_becomes_a_job_leaves_a_failed_job_saying_why(
     assert job_of(stack, api, key)["status"] == "succeeded"
     [attachment] = stack.sim.attachments("1234")
     assert attachment.sha256 == hashlib.sha256(b"%PDF").hexdigest()
+
+
+def test_a_request_too_large_to_record_is_refused_with_its_reason_not_retried(stack: LocalStack, api: str) -> None:
+    """Ten files on five objects with 2,000-character comments: each within its limit, together over what one job
+    record holds (DynamoDB's 400 KB item). Once answered 503 "try again", which could never succeed."""
+    for i in range(10):
+        stack.put(f"in/f{i}.txt", b"x")
+    files = [{"s3Uri": f"s3://{stack.bucket}/in/f{i}.txt", "comment": "😀" * 2000} for i in range(10)]
+    objects = ["1234", "1235", "1236", "1237", "1238"]
+    reply = post(api, stack, {"objectId": objects, "files": files})
+    refused(reply, 400, "comment")
+    assert "shorten the comments" in reply.json()["error"]["message"]
+
+    for file in files:
+        file["comment"] = "😀" * 200
+    assert post(api, stack, {"objectId": objects, "files": files}).status_code == 202
