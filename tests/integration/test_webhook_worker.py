@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +23,7 @@ from assets_attach import retry_policy
 from devstack.atlassian_sim import AtlassianSimulator, Fault
 from devstack.lambda_local import LambdaContext, LocalWorker
 from devstack.log_capture import CapturedLogs
-from devstack.stack import LocalStack
+from devstack.stack import LocalStack, child_env
 from devstack.webhook_client import job_status, post
 
 
@@ -315,6 +318,46 @@ def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(
     job = job_status(stack, reply["statusUrl"])
     assert job["status"] == "succeeded" and "error" not in job
     assert len(stack.sim.attachments("1234")) == 1
+
+
+def test_a_duplicate_delivered_while_the_job_runs_waits_it_out_instead_of_spending_its_receives(
+    stack: LocalStack, api: str, logs: CapturedLogs
+) -> None:
+    """SQS delivers at least once: a second copy of a job's message reaches another environment while the first
+    still runs the job. It must come back once that run is over, not burn its receives into the DLQ meanwhile."""
+    stack.put("attachments/a.txt", b"a")
+    stack.sim.inject("upload", Fault(delay_seconds=6))  # a long upload
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    sqs = stack.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=0)["Messages"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "reliability.worker_process"],
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while job_status(stack, reply["statusUrl"])["status"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=message["Body"])  # the copy
+        other = stack.worker(timeout_seconds=15)  # another environment
+        while other.poll_once(wait_seconds=1) == 0 and time.monotonic() < deadline:
+            pass
+        handed_back = [json.loads(line) for line in logs.lines if "another invocation is running" in line]
+        assert [line["waitSeconds"] for line in handed_back] == [15]  # back after this environment's own timeout
+        deadline = time.monotonic() + 60
+        while job_status(stack, reply["statusUrl"])["status"] != "succeeded" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        while stack.queue_depth(stack.queue_url) and time.monotonic() < deadline:
+            other.poll_once(wait_seconds=1)  # the copy returns, finds the job done, and is deleted
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+
+    assert job_status(stack, reply["statusUrl"])["status"] == "succeeded"
+    assert len(stack.sim.attachments("1234")) == 1
+    assert (stack.queue_depth(stack.queue_url), stack.queue_depth(stack.dlq_url)) == (0, 0)
 
 
 @dataclass

@@ -102,8 +102,12 @@ def run_with_retries(
             runtime.run_job_once(job=message, time_left=lambda: _time_left(context))
             return
         except IdempotencyAlreadyInProgressError:
-            logger.info("another invocation is running this job; trying later")
-            hand_back(record, runtime, retry_policy.backoff_seconds(receive_count))
+            # That invocation started before this one, with the same timeout: it has ended, or its in-progress
+            # record expired with it, within this invocation's time left. A shorter wait would spend receives
+            # while a long job runs, and send a duplicate message to the DLQ.
+            wait = _time_left(context)
+            logger.info("another invocation is running this job; trying later", extra={"waitSeconds": round(wait)})
+            hand_back(record, runtime, wait)
         except AttachError as e:
             decision = retry_policy.decide(
                 e,
