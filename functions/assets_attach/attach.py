@@ -23,8 +23,8 @@ from .errors import (
     AtlassianAuthError,
     ChunkedUploadRefusedError,
     ChunkedUploadStaleError,
-    FileTooLargeError,
     MediaTokenExpiredError,
+    check_size,
 )
 from .integrity import Check, StreamCheck
 from .jobs import ChunkedUpload
@@ -73,15 +73,6 @@ class AttachResult:
             "attachmentId": self.attachment_id,
             "check": self.check,
         }
-
-
-def check_size(size: int, limit: int, what: str) -> None:
-    if size > limit:
-        raise FileTooLargeError(
-            f"{what} is {size} bytes, over the {limit}-byte limit (MAX_FILE_SIZE_BYTES)",
-            step="validate",
-            status=413,
-        )
 
 
 @dataclass(frozen=True)

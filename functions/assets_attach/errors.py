@@ -121,6 +121,16 @@ class FileTooLargeError(AttachError):
     code = "file_too_large"
 
 
+def check_size(size: int, limit: int, what: str) -> None:
+    """Refuse a file over the size limit (MAX_FILE_SIZE_BYTES), before any byte moves."""
+    if size > limit:
+        raise FileTooLargeError(
+            f"{what} is {size} bytes, over the {limit}-byte limit (MAX_FILE_SIZE_BYTES)",
+            step="validate",
+            status=413,
+        )
+
+
 class ObjectNotFoundError(AttachError):
     """No Assets object answers to the given id or key."""
 

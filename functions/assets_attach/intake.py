@@ -13,12 +13,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .atlassian.jira_client import JiraClient
-from .attach import check_size
 from .attach_request import AttachRequest, WantedFile, check_counts
 from .aws.job_queue import JobQueue
 from .aws.job_store import JobStore
 from .aws.s3_source import S3Source
-from .errors import AttachError, BadRequestError, BucketNotAllowedError, FileTooLargeError, SourceNotFoundError
+from .errors import (
+    AttachError,
+    BadRequestError,
+    BucketNotAllowedError,
+    FileTooLargeError,
+    SourceNotFoundError,
+    check_size,
+)
 from .jobs import MAX_NEW_RECORD_BYTES, JobFile, JobMessage, JobSpec, new_job_id, new_record_bytes
 
 # What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).

@@ -1,35 +1,41 @@
-"""The process's collaborators, built lazily on first use and kept for the warm container."""
+"""The process's collaborators, built lazily on first use and kept for the warm container.
+
+Each property imports its collaborator's module when it first builds it, so a handler loads only what its own
+requests use: the webhook never loads the upload engine (attach, media_chunked, job_runner), the worker never
+the intake (intake, attach_request). Every new Lambda instance pays its imports before its first request.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache, cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-import requests
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 
-from .atlassian.assets_client import AssetsClient
-from .atlassian.http_session import new_session
-from .atlassian.jira_client import JiraClient
-from .atlassian.media_chunked import ChunkedUploader
-from .atlassian.media_upload import MediaUploader
-from .atlassian.secret import SecretSource
-from .attach import Attacher, UploadStyle
-from .aws.attached_pairs import AttachedPairs
-from .aws.job_queue import JobQueue
-from .aws.job_store import JobStore
-from .aws.link_lease import LinkLeases
-from .aws.s3_source import S3Source
-from .intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS, Intake
-from .job_runner import JobRunner
-from .jobs import JobMessage
 from .settings import Settings
+
+if TYPE_CHECKING:
+    import requests
+
+    from .atlassian.assets_client import AssetsClient
+    from .atlassian.jira_client import JiraClient
+    from .atlassian.media_upload import MediaUploader
+    from .atlassian.secret import SecretSource
+    from .attach import Attacher
+    from .aws.attached_pairs import AttachedPairs
+    from .aws.job_queue import JobQueue
+    from .aws.job_store import JobStore
+    from .aws.link_lease import LinkLeases
+    from .aws.s3_source import S3Source
+    from .intake import Intake
+    from .job_runner import JobRunner
+    from .jobs import JobMessage
 
 
 class Runtime:
@@ -38,10 +44,14 @@ class Runtime:
 
     @cached_property
     def session(self) -> requests.Session:
+        from .atlassian.http_session import new_session
+
         return new_session(connections=max(4, self.settings.media_upload_concurrency + 1))
 
     @cached_property
     def secrets(self) -> SecretSource:
+        from .atlassian.secret import SecretSource
+
         return SecretSource(self.settings.atlassian_secret_id)
 
     @cached_property
@@ -50,22 +60,33 @@ class Runtime:
 
     @cached_property
     def s3(self) -> S3Source:
+        from .aws.s3_source import S3Source
+
         return S3Source(self.s3_client)
 
     @cached_property
     def assets(self) -> AssetsClient:
+        from .atlassian.assets_client import AssetsClient
+
         return AssetsClient(self.session, self.settings.assets_api_base_url, self.secrets)
 
     @cached_property
     def jira(self) -> JiraClient:
+        from .atlassian.jira_client import JiraClient
+
         return JiraClient(self.session, self.secrets, self.settings.media_allowed_hosts)
 
     @cached_property
     def media(self) -> MediaUploader:
+        from .atlassian.media_upload import MediaUploader
+
         return MediaUploader(self.session, self.settings.media_allowed_hosts, self.settings.media_upload_path)
 
     @cached_property
     def attacher(self) -> Attacher:
+        from .atlassian.media_chunked import ChunkedUploader
+        from .attach import Attacher, UploadStyle
+
         settings = self.settings
         style = UploadStyle(settings.media_upload_mode, settings.chunked_min_bytes, settings.media_upload_concurrency)
         chunked = ChunkedUploader(self.session, settings.media_allowed_hosts)
@@ -73,14 +94,20 @@ class Runtime:
 
     @cached_property
     def jobs(self) -> JobStore:
+        from .aws.job_store import JobStore
+
         return JobStore(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
 
     @cached_property
     def leases(self) -> LinkLeases:
+        from .aws.link_lease import LinkLeases
+
         return LinkLeases(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
 
     @cached_property
     def pairs(self) -> AttachedPairs:
+        from .aws.attached_pairs import AttachedPairs
+
         return AttachedPairs(boto3.resource("dynamodb").Table(self.settings.require("jobs_table")))
 
     def workspace_id(self) -> str:
@@ -89,10 +116,15 @@ class Runtime:
 
     @cached_property
     def job_queue(self) -> JobQueue:
+        from .aws.job_queue import JobQueue
+
         return JobQueue(boto3.client("sqs"), self.settings.require("jobs_queue_url"))
 
     @cached_property
     def idempotency_config(self) -> IdempotencyConfig:
+        """The webhook's: the same request within 24 hours is accepted once."""
+        from .intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS
+
         return IdempotencyConfig(event_key_jmespath=IDEMPOTENCY_KEY, expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS)
 
     def idempotency_store(self) -> DynamoDBPersistenceLayer:
@@ -101,15 +133,13 @@ class Runtime:
 
     @cached_property
     def worker_idempotency_config(self) -> IdempotencyConfig:
+        """The worker's: one invocation at a time runs a job."""
         return IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=3600)
-
-    def register_lambda_context(self, context: Any) -> None:
-        """Lets an in-progress idempotency record of a timed-out invocation expire with it."""
-        self.idempotency_config.register_lambda_context(context)
-        self.worker_idempotency_config.register_lambda_context(context)
 
     @cached_property
     def job_runner(self) -> JobRunner:
+        from .job_runner import JobRunner
+
         return JobRunner(self.attacher, self.assets, self.s3, self.jira, self.jobs, self.leases, self.pairs)
 
     @cached_property
@@ -129,6 +159,8 @@ class Runtime:
 
     @cached_property
     def intake(self) -> Intake:
+        from .intake import Intake
+
         return Intake(
             self.s3,
             self.jira,

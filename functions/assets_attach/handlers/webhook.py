@@ -189,5 +189,6 @@ def not_found(_: Exception) -> Response[str]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    get_runtime().register_lambda_context(context)
+    # An in-progress idempotency record of an invocation that times out expires with it.
+    get_runtime().idempotency_config.register_lambda_context(context)
     return app.resolve(event, context)
