@@ -398,10 +398,10 @@ def resume_section(stack: LocalStack, sim: SimulatorProcess, size: int) -> list[
 
 
 def imports_section(rounds: int) -> list[str]:
-    from devstack import cold_import
+    from devstack.cold_import import markdown_table, measure
 
     print("cold start: handler imports against `import boto3, requests` ...", flush=True)
-    return cold_import.markdown_table(cold_import.measure(rounds)).splitlines()
+    return markdown_table(measure(rounds)).splitlines()
 
 
 def main() -> int:
