@@ -9,9 +9,9 @@ PYTHONPATH as in Lambda: the baseline ``import boto3, requests``, then each hand
 - tracing off: the same with ``POWERTOOLS_TRACE_DISABLED=true``.
 
 One throwaway round first writes the bytecode caches; then the commands run interleaved, round after round,
-so a machine that slows down mid-run slows every command alike. Each figure is the median of the rounds; the
-ratio is the handler's median over the baseline's median with the same setting. Target: at most 1.6x. On a
-machine shared with other work the figures move by tens of percent from run to run: give more rounds.
+each handler right after the baseline with the same setting, so a machine that slows down slows both alike.
+Each time is the median of the rounds; each ratio is the median of the rounds' handler-over-baseline ratios.
+Target: at most 1.6x. On a machine shared with other work single runs move by tens of percent: give more rounds.
 
 ``python -m devstack.cold_import [--rounds N]`` (PYTHONPATH=tests) prints the table.
 """
@@ -40,7 +40,7 @@ class ImportTiming:
     name: str  # what was imported: "boto3, requests" or a handler module
     tracing: bool
     median_seconds: float
-    ratio: float  # median over the baseline's median with the same tracing setting
+    ratio: float  # median of each round's time over the baseline's time in that round, same tracing setting
 
 
 def child_env(tracing: bool) -> dict[str, str]:
@@ -74,17 +74,18 @@ def measure(rounds: int = 5) -> list[ImportTiming]:
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
     settings = {tracing: child_env(tracing) for tracing in (True, False)}
-    samples: dict[tuple[str, bool], list[float]] = {(m, t): [] for m in IMPORTS for t in settings}
+    samples: dict[tuple[str, bool], list[float]] = {(m, t): [] for t in settings for m in IMPORTS}
     for round_no in range(rounds + 1):
-        for (modules, tracing), seconds in samples.items():
-            elapsed = import_seconds(modules, settings[tracing])
-            if round_no:  # round 0 only warms the bytecode caches
-                seconds.append(elapsed)
-    medians = {key: statistics.median(seconds) for key, seconds in samples.items()}
-    return [
-        ImportTiming(modules, tracing, median, median / medians[BASELINE, tracing])
-        for (modules, tracing), median in medians.items()
-    ]
+        for tracing, env in settings.items():
+            for modules in IMPORTS:  # the baseline first, each handler right after it
+                elapsed = import_seconds(modules, env)
+                if round_no:  # round 0 only warms the bytecode caches
+                    samples[modules, tracing].append(elapsed)
+    timings = []
+    for (modules, tracing), seconds in samples.items():
+        ratios = [s / b for s, b in zip(seconds, samples[BASELINE, tracing], strict=True)]
+        timings.append(ImportTiming(modules, tracing, statistics.median(seconds), statistics.median(ratios)))
+    return timings
 
 
 def markdown_table(timings: list[ImportTiming]) -> str:
