@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from assets_attach.atlassian.http_session import new_session
-from assets_attach.atlassian.media_chunked import ChunkedUploader, chunk_etag
+from assets_attach.atlassian.media_chunked import Chunk, ChunkedUploader, chunk_etag
 from assets_attach.atlassian.media_upload import MediaCredentials
 from assets_attach.errors import (
     AtlassianError,
@@ -621,7 +621,7 @@ class _GatedUploader(ChunkedUploader):
             concurrency, action=lambda: self.pulled_at_barrier.append(self.pulled), timeout=10
         )
 
-    def put_chunk(self, credentials: MediaCredentials, upload_id: str, part_number: int, data: bytes) -> str:
+    def put_chunk(self, credentials: MediaCredentials, upload_id: str, part_number: int, data: bytes | Chunk) -> str:
         with self.lock:
             self.active += 1
             self.most_active = max(self.most_active, self.active)

@@ -86,28 +86,45 @@ def chunk_count(size: int, chunk_size: int) -> int:
     return -(-size // chunk_size)
 
 
-def chunk_etag(data: bytes) -> str:
+class Chunk:
+    """A chunk as views of the source blocks it spans: hashed and sent part by part, never joined into one buffer
+    (requests sends an iterable that has ``__len__`` under a ``Content-Length``, as it does the multipart body)."""
+
+    __slots__ = ("_size", "parts")
+
+    def __init__(self, parts: list[memoryview]) -> None:
+        self.parts = parts
+        self._size = sum(len(part) for part in parts)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[memoryview]:
+        return iter(self.parts)
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def chunk_etag(data: bytes | Chunk) -> str:
     """A chunk's name: ``sha256-<lowercase hex SHA-256>-<size in bytes>``."""
-    return f"sha256-{hashlib.sha256(data).hexdigest()}-{len(data)}"
+    hasher = hashlib.sha256()
+    for part in data.parts if isinstance(data, Chunk) else (data,):
+        hasher.update(part)
+    return f"sha256-{hasher.hexdigest()}-{len(data)}"
 
 
-def rechunk(blocks: Iterable[bytes | bytearray | memoryview], chunk_size: int) -> Iterator[bytes]:
+def rechunk(blocks: Iterable[bytes | bytearray | memoryview], chunk_size: int) -> Iterator[Chunk]:
     """Blocks of any size (S3 streams 1 MiB ones) as chunks of exactly ``chunk_size`` bytes, the last one shorter.
 
-    Each chunk is copied once, by one ``b"".join`` of memoryviews over the blocks it spans; a ``bytes`` block that is
-    a whole chunk on its own passes through uncopied. While a chunk is out, only the rest of the block it ended in
-    is held here, so the source is read no further than the chunk being handed over.
+    A chunk holds views of the blocks it spans, nothing is copied. While a chunk is out, only the rest of the block
+    it ended in is held here, so the source is read no further than the chunk being handed over.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, not {chunk_size}")
     parts: list[memoryview] = []
     held = 0
     for block in blocks:
-        if not parts and len(block) == chunk_size and isinstance(block, bytes):
-            box = [block]
-            del block
-            yield box.pop()  # nothing in this frame holds it while suspended
-            continue
         view = memoryview(block)
         del block
         while view:
@@ -117,20 +134,15 @@ def rechunk(blocks: Iterable[bytes | bytearray | memoryview], chunk_size: int) -
             view = view[take:]
             if held == chunk_size:
                 held = 0
-                yield _joined(parts)
+                chunk, parts = Chunk(parts), []
+                yield chunk
+                del chunk  # nothing in this frame holds it while suspended
         del view
     if parts:
-        yield _joined(parts)
+        yield Chunk(parts)
 
 
-def _joined(parts: list[memoryview]) -> bytes:
-    """The parts as one bytes object (the one copy), released from ``parts``."""
-    joined = b"".join(parts)
-    parts.clear()
-    return joined
-
-
-def _boxed(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
+def _boxed(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
     """Each chunk in a one-item list that its consumer empties, so that no frame but the sender's holds it."""
     for chunk in chunks:
         box = [chunk]
@@ -187,7 +199,7 @@ class ChunkedUploader:
         except (ValueError, ValidationError):
             raise AtlassianError("the media service's reply named no upload id", step="upload") from None
 
-    def put_chunk(self, credentials: MediaCredentials, upload_id: str, part_number: int, data: bytes) -> str:
+    def put_chunk(self, credentials: MediaCredentials, upload_id: str, part_number: int, data: bytes | Chunk) -> str:
         """Hash ``data`` (in the calling thread) and send it as part ``part_number``; returns its etag."""
         etag = chunk_etag(data)
         response = self._call(
@@ -301,7 +313,7 @@ class ChunkedUploader:
         self,
         credentials: MediaCredentials,
         upload_id: str,
-        boxes: Iterator[list[bytes]],
+        boxes: Iterator[list[Chunk]],
         progress: _Progress,
         maybe_appended: int,
     ) -> None:
@@ -404,7 +416,7 @@ class _ChunkSender:
         self._queued: deque[tuple[Future[str], int]] = deque()  # (PUT, chunk length), in part order, not appended
         self._append_failed = False
 
-    def send(self, box: list[bytes]) -> None:
+    def send(self, box: list[Chunk]) -> None:
         """Start sending the chunk in ``box`` (taken out of it) as the next part; return once there is room for
         another, appending whatever was accepted meanwhile."""
         length = len(box[0])
@@ -437,7 +449,7 @@ class _ChunkSender:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _put(self, box: list[bytes], part: int) -> str:
+    def _put(self, box: list[Chunk], part: int) -> str:
         # Taken out of the box, the chunk lives in this frame only: it is freed as soon as the PUT returns.
         return self._uploader.put_chunk(self._credentials, self._upload_id, part, box.pop())
 
