@@ -266,7 +266,7 @@ class ChunkedUploader:
         sent. ``on_appending(chunks)`` precedes every append that takes the upload to ``chunks`` chunks, and
         ``on_appended(chunks_appended, bytes_appended)`` follows it, counted from the start of the file: what the
         caller persists to resume. ``maybe_appended``: such an append from ``start_chunk`` was sent before and its
-        outcome is unknown; its chunks are sent again and settled first (see :meth:`_settle`). Any failure stops the
+        outcome is unknown; it is settled first, by the chunks' etags (see :meth:`_settle`). Any failure stops the
         sending (chunks not yet started are cancelled, those in flight finish), appends the chunks accepted before
         it in order, and is raised.
         The callbacks run on the calling thread, which also reads ``chunks``; chunks are hashed and sent on
@@ -277,8 +277,8 @@ class ChunkedUploader:
         total_chunks = chunk_count(size, chunk_size)
         if not 0 <= start_chunk <= total_chunks or (start_chunk and upload_id is None):
             raise ValueError(f"start_chunk {start_chunk} does not fit {total_chunks} chunks of an existing upload")
-        if maybe_appended is not None and not start_chunk < maybe_appended <= total_chunks:
-            raise ValueError(f"maybe_appended {maybe_appended} does not follow start_chunk {start_chunk}")
+        if maybe_appended is not None and (upload_id is None or not start_chunk < maybe_appended <= total_chunks):
+            raise ValueError(f"maybe_appended {maybe_appended} does not follow start_chunk {start_chunk} of an upload")
         self._base_url(credentials)  # a refused media host fails before anything is created or read
         if upload_id is None:
             upload_id = self.create_upload(credentials)
@@ -287,7 +287,7 @@ class ChunkedUploader:
         start_bytes = min(start_chunk * chunk_size, size)
         progress = _Progress(start_chunk, start_bytes, start_chunk + 1)
         boxes = _boxed(rechunk(chunks, chunk_size))
-        if maybe_appended is not None and upload_id is not None:
+        if maybe_appended is not None:
             self._settle(credentials, upload_id, boxes, progress, maybe_appended)
             if on_appended is not None:
                 on_appended(progress.appended, progress.appended_bytes)
