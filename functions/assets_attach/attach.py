@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .atlassian.assets_client import AssetsClient
 from .atlassian.media_chunked import ChunkedUploader, chunk_size_for
-from .atlassian.media_upload import MediaCredentials, MediaUploader, UploadedMedia
+from .atlassian.media_upload import MediaCredentials, MediaUploader, UploadedMedia, confirmed_size
 from .content_types import resolve_content_type
 from .errors import (
     AtlassianAuthError,
@@ -152,10 +152,16 @@ class Attacher:
                 if self.uses_chunks(upload.source.size):
                     try:
                         return self._send_chunks(credentials, upload)
-                    except ChunkedUploadRefusedError:
-                        if self._style.mode == "chunked":
+                    except (ChunkedUploadRefusedError, MediaTokenExpiredError) as e:
+                        # A refusal at any step, or a 401 that a fresh token did not cure: chunks are not offered
+                        # to this client (ATLASSIAN_FACTS.md, "Media service (chunked upload)").
+                        refused = isinstance(e, ChunkedUploadRefusedError) or fresh_token
+                        if not refused or self._style.mode == "chunked":
                             raise
-                        logger.warning("the media service refused a chunked upload; sending files in one POST")
+                        logger.warning(
+                            "the media service refused a chunked upload; sending files in one POST",
+                            extra={"status": e.status},
+                        )
                         self._chunks_refused = True
                 return self._send_whole(credentials, upload)
             except MediaTokenExpiredError as e:
@@ -175,16 +181,14 @@ class Attacher:
             size=source.size,
             open_chunks=lambda: check.wrap(upload.counted(source.chunks())),
         )
-        check.verify(media.size)
-        upload.check = check.check
-        return media
+        return self._confirmed(credentials, upload, check, media)
 
     def _send_chunks(self, credentials: MediaCredentials, upload: _Upload) -> UploadedMedia:
         assert self._chunked is not None
         source = upload.source
         chunk_size = chunk_size_for(source.size)
         state = upload.chunked if upload.chunked and upload.chunked.chunkSize == chunk_size else None
-        start = state.appended if state else 0
+        start = state.appended if state else 0  # chunks appended: the source is read from there
         # A checksum or an MD5 covers the whole file only; a resumed upload relies on the chunks' SHA-256 (which
         # the media service checks) and the byte counts.
         check = StreamCheck(source.size, source.expected_md5, source.verified_checksum)
@@ -201,9 +205,9 @@ class Attacher:
                 concurrency=self._style.concurrency,
                 upload_id=state.uploadId if state else None,
                 start_chunk=start,
-                maybe_appended=state.appending if state else None,
+                sent=state.sent if state else None,
                 on_created=lambda upload_id: upload.chunks_created(upload_id, chunk_size),
-                on_appending=upload.chunks_appending,
+                on_sent=upload.chunks_sent,
                 on_appended=upload.chunks_appended,
             )
         except ChunkedUploadStaleError:
@@ -212,7 +216,16 @@ class Attacher:
             logger.info("the chunked upload to resume is gone; starting a new one", extra={"appended": start})
             upload.chunked = None
             return self._send_chunks(credentials, upload)
-        check.verify(media.size)
+        return self._confirmed(credentials, upload, check, media)
+
+    def _confirmed(
+        self, credentials: MediaCredentials, upload: _Upload, check: StreamCheck, media: UploadedMedia
+    ) -> UploadedMedia:
+        """The uploaded file, once the service's stored size (asked for where the reply has none) and the stream's
+        check agree with the source: only then is it linked."""
+        media = self._media.stored_file(credentials, media)
+        confirmed_size(media, upload.source.size)
+        check.verify()
         upload.check = check.check
         return media
 
@@ -234,7 +247,7 @@ class _Upload:
         self.chunked = chunked
         self.check: Check = "size"  # the integrity check the upload made
         self._report = report
-        self._appended_bytes = chunked.appended * chunked.chunkSize if chunked else 0
+        self._sent_bytes = min((chunked.sent or chunked.appended) * chunked.chunkSize, source.size) if chunked else 0
 
     def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         sent = 0
@@ -245,18 +258,17 @@ class _Upload:
 
     def chunks_created(self, upload_id: str, chunk_size: int) -> None:
         self.chunked = ChunkedUpload(uploadId=upload_id, chunkSize=chunk_size, appended=0)
-        self._appended_bytes = 0
+        self._sent_bytes = 0
         self._report(UploadProgress(0, self.chunked))
 
-    def chunks_appending(self, appending: int) -> None:
-        """Reported (and persisted) before the append is sent: a crash during it leaves both counts to settle."""
+    def chunks_sent(self, sent: int, sent_bytes: int) -> None:
+        """Persisted with each chunk accepted: a resume appends these by etag instead of sending them again."""
         assert self.chunked is not None
-        self.chunked = self.chunked.model_copy(update={"appending": appending})
-        self._report(UploadProgress(self._appended_bytes, self.chunked))
+        self.chunked = self.chunked.model_copy(update={"sent": sent})
+        self._sent_bytes = sent_bytes
+        self._report(UploadProgress(sent_bytes, self.chunked))
 
-    def chunks_appended(self, appended: int, bytes_appended: int) -> None:
-        """Not persisted on its own: the next append's record, or the file's, carries it."""
+    def chunks_appended(self, appended: int) -> None:
         assert self.chunked is not None
-        self.chunked = self.chunked.model_copy(update={"appended": appended, "appending": None})
-        self._appended_bytes = bytes_appended
-        self._report(UploadProgress(bytes_appended))
+        self.chunked = self.chunked.model_copy(update={"appended": appended})
+        self._report(UploadProgress(self._sent_bytes, self.chunked))

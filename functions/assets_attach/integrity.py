@@ -2,10 +2,12 @@
 
 1. A full-object checksum that S3 stores (CRC64NVME by default for new objects, CRC32 from recent SDKs, CRC32C or
    SHA where the uploader chose one): botocore verifies it while the bytes stream (``ChecksumMode=ENABLED``), in
-   C for CRC32 and, with the CRT installed, CRC32C and CRC64NVME. Composite (multipart) checksums cannot be.
+   C for CRC32 and SHA-1/256/512 and, with the CRT installed, CRC32C and (from awscrt 0.23.4 on) CRC64NVME.
+   Which ones botocore verifies is read from botocore's own table, so its rules (that CRT version among them)
+   hold here by construction. Composite (multipart) checksums cannot be verified.
 2. Else the MD5 that a single-part, non-KMS ETag stands for: computed here, on a thread of its own, so that the
    thread sending the bytes does not pay for it (hashlib releases the GIL on large buffers).
-3. Else the byte count alone. The byte count and the size the media service reports are checked in every case.
+3. Else the byte count alone. The byte count and the size the media service stored are checked in every case.
 
 ``Check`` names which one was made; the job record keeps it.
 """
@@ -19,14 +21,18 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal
 
-from botocore.compat import HAS_CRT
+from botocore import httpchecksum
 
 from .errors import IntegrityError
 
-Check = Literal["crc64nvme", "crc32c", "crc32", "sha256", "sha1", "md5", "size"]
+Check = Literal["crc64nvme", "crc32c", "crc32", "sha512", "sha256", "sha1", "md5", "size"]
 _MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
-# Full-object checksums botocore can verify here, best first (CRC32C and CRC64NVME need the CRT).
-CLIENT_CHECKSUMS: tuple[Check, ...] = (("crc64nvme", "crc32c") if HAS_CRT else ()) + ("crc32", "sha256", "sha1")
+_PREFERRED: tuple[Check, ...] = ("crc64nvme", "crc32c", "crc32", "sha512", "sha256", "sha1")  # cheapest first
+# What botocore verifies while streaming here: its own table of checksum classes (CRC32C and CRC64NVME appear only
+# with a CRT that implements them, CRC64NVME from awscrt 0.23.4; SHA-512 in recent botocore). A botocore
+# without that table verifies the three it always could.
+_BOTOCORE_VERIFIES = frozenset(getattr(httpchecksum, "_SUPPORTED_CHECKSUM_ALGORITHMS", ("crc32", "sha1", "sha256")))
+CLIENT_CHECKSUMS: tuple[Check, ...] = tuple(a for a in _PREFERRED if a in _BOTOCORE_VERIFIES)
 MAX_CHUNKS_AWAITING_HASH = 4  # chunks held for the MD5 thread, at most
 
 
@@ -75,11 +81,8 @@ class StreamCheck:
                 yield chunk
             self._digest = hasher.submit(md5.hexdigest)
 
-    def verify(self, reported_size: int | None) -> None:
-        """Raise unless the media service and the MD5 agree with the source; nothing is linked otherwise."""
-        if reported_size is not None and reported_size != self.size:
-            raise IntegrityError(
-                f"the media service stored {reported_size} bytes but {self.size} were sent", step="upload"
-            )
+    def verify(self) -> None:
+        """Raise unless the bytes sent have the source's MD5 (where one is checked); nothing is linked otherwise.
+        (The size the media service stored is checked by ``media_upload.confirmed_size``.)"""
         if self.expected_md5 and (self._digest is None or self._digest.result() != self.expected_md5):
             raise IntegrityError("the bytes sent do not match the S3 object's MD5 (ETag)", step="upload")

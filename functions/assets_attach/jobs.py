@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from .filenames import repair_filename
 from .observability import logger
@@ -168,7 +168,9 @@ class ChunkedUpload(BaseModel):
     uploadId: str
     chunkSize: int
     appended: int  # chunks appended so far, from the start of the file
-    appending: int | None = None  # an append up to this many chunks was sent; its outcome unknown until the next
+    # Chunks accepted by the service in file order (at least ``appended``): those beyond ``appended`` are appended by
+    # their etags on resume. Records written before v3 call it ``appending`` (an append of unknown outcome up to it).
+    sent: int | None = Field(default=None, validation_alias=AliasChoices("sent", "appending"))
 
 
 class FileRecord(BaseModel):

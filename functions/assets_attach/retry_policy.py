@@ -1,8 +1,8 @@
 """What to do when a job's attempt fails, and how long to wait: pure decisions the worker carries out.
 
 Atlassian asks clients to honour ``Retry-After`` and otherwise back off exponentially with jitter; here
-about 5 s doubling to a 30 s cap. A wait of up to INLINE_WAIT_SECONDS is slept inside the invocation when
-the deadline allows; a longer one hands the message back to SQS with its visibility timeout set to the
+5 s doubling to a 30 s cap, each wait x0.7 to x1.3. A wait of up to INLINE_WAIT_SECONDS is slept inside the
+invocation when the deadline allows; a longer one hands the message back to SQS with its visibility timeout set to the
 wait, so no Lambda is billed for sleeping. On the message's last receive the job fails with the reason.
 """
 
@@ -29,8 +29,9 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     """The wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
     if retry_after is not None:
         return min(float(retry_after), MAX_VISIBILITY_SECONDS)
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(attempt - 1, 0))
-    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+    base = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(attempt - 1, 0))
+    # Atlassian's "Rate limiting" guidance (ATLASSIAN_FACTS.md): from a few seconds, capped near 30 s, jitter x0.7-1.3.
+    return base * random.uniform(0.7, 1.3)  # noqa: S311 - jitter, not cryptography
 
 
 # Exceptions that are defects, not weather: the same input fails the same way on every retry.

@@ -89,7 +89,10 @@ class Runtime:
 
         settings = self.settings
         style = UploadStyle(settings.media_upload_mode, settings.chunked_min_bytes, settings.media_upload_concurrency)
-        chunked = ChunkedUploader(self.session, settings.media_allowed_hosts)
+        from .atlassian.http_session import media_retry, new_session
+
+        media_session = new_session(connections=settings.media_upload_concurrency + 1, retry=media_retry())
+        chunked = ChunkedUploader(media_session, settings.media_allowed_hosts)
         return Attacher(self.assets, self.media, settings.max_file_size_bytes, chunked, style)
 
     @cached_property

@@ -5,8 +5,13 @@ site (a second listening socket plays the media download host, see below), and i
 enforce:
 
 1. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}/credentials`` (Basic) -> media JWT + client id
-2. ``POST /media/file?name=...`` (Bearer + ``X-Client-Id``; or ``/media/file/binary`` when so configured) ->
-   the file, as a one-part ``multipart/form-data`` body with a ``Content-Length``; parsed as a stream
+2. ``POST /media/file?name=...`` (Bearer + ``X-Client-Id``) -> the file, as a one-part ``multipart/form-data``
+   body with a ``Content-Length``, parsed as a stream; or, where ``upload_path`` is ``/file/binary``, the raw bytes
+   with the file's ``Content-Type`` (a multipart body there is stored with its envelope, as Atlassian's would be).
+   ``upload_reply`` says what it answers: the stored file with its size, or Atlassian's createFile ``{id,
+   createdAt}`` (``createFile``; ``createFile-empty`` also stores none of the bytes)
+2b. ``GET /media/file/{id}`` (Bearer + ``X-Client-Id``) -> ``{"data": {id, size, processingStatus, ...}}`` with
+   the stored size and ``processing_status``
 3. ``POST /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> links uploaded media
 4. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> the object's attachments
 5. ``POST /jsm/assets/workspace/{W}/v1/object/aql`` (Basic) -> ``Key = "HW-42"`` style lookups
@@ -21,7 +26,9 @@ enforce:
     bytes; only the short-lived signed token in the query (valid, unexpired, for that file, with its ``client``)
     authorizes it, and a request that carries any ``Authorization`` header (Basic or Bearer) is refused with 401
 
-9 (with ``redirect=false``) and 10 stream the bytes from memory in chunks and answer one ``Range: bytes=N-``,
+9 (with ``redirect=false``) and 10 answer 406 to an ``Accept`` that does not admit the attachment's type (Jira Cloud
+answers 406 to ``Accept: application/json`` there; ``negotiate_content = False`` turns that off), stream the bytes
+from memory in chunks and answer one ``Range: bytes=N-``,
 ``bytes=N-M`` or ``bytes=-K`` with ``206 Partial Content`` and ``Content-Range`` (416 when it starts past the end;
 any other ``Range`` is ignored, as RFC 9110 allows).
 
@@ -90,7 +97,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 __all__ = ["STEPS", "AtlassianSimulator", "Fault", "SimAttachment", "SimJiraAttachment", "SimRequest", "SimUpload"]
@@ -111,6 +118,7 @@ STEPS = frozenset(
         "media-chunk",
         "media-append",
         "media-file-create",
+        "media-file-info",
     }
 )
 _STREAMED_STEPS = frozenset({"jira-content", "media-download"})  # raw bytes, not JSON; faults cut their body
@@ -137,6 +145,7 @@ _JIRA_ATTACHMENT_RE = re.compile(r"^/rest/api/3/attachment/(content/)?([^/]+)$")
 _JIRA_ISSUE_RE = re.compile(r"^/rest/api/3/issue/([^/]+)$")
 _MEDIA_DOWNLOAD_RE = re.compile(r"^/media/file/([^/]+)/binary$")
 _CHUNK_RE = re.compile(r"^/media/chunk/([^/]+)$")
+_MEDIA_FILE_RE = re.compile(r"^/media/file/([0-9a-f-]{36})$")  # the ids this simulator issues
 _UPLOAD_CHUNKS_RE = re.compile(r"^/media/upload/([^/]+)/chunks$")
 _ETAG_RE = re.compile(r"^sha256-([0-9a-f]{64})-([1-9][0-9]{0,11})$")  # an empty chunk is never sent
 _ISSUE_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
@@ -272,6 +281,33 @@ class _ClientGone(Exception):
 
 def _error(status: int, message: str, errors: dict[str, str] | None = None) -> _HttpError:
     return _HttpError(status, {"errorMessages": [message], "errors": errors or {}})
+
+
+# Assets' attachment endpoints answer errors as {"errorMessage": "..."} (singular), e.g. 404 {"errorMessage": "TCS
+# 404"} from the credentials call (ATLASSIAN_FACTS.md, "Assets (JSM) REST"); the rest answer Jira's errorMessages.
+_SINGULAR_ERROR_STEPS = frozenset({"credentials", "link", "list"})
+
+
+def _error_shape(step: str, payload: Any) -> Any:
+    if step in _SINGULAR_ERROR_STEPS and isinstance(payload, dict) and payload.get("errorMessages"):
+        return {"errorMessage": "; ".join(str(m) for m in payload["errorMessages"])}
+    return payload
+
+
+def _acceptable(accept: str | None, content_type: str) -> bool:
+    """Whether an ``Accept`` header admits ``content_type`` (RFC 9110 12.5.1; no header admits anything)."""
+    if accept is None or not accept.strip():
+        return True
+    wanted = content_type.split(";", 1)[0].strip().lower()
+    major = wanted.split("/", 1)[0]
+    for item in accept.split(","):
+        media, _, params = item.partition(";")
+        media = media.strip().lower()
+        if re.search(r"(?:^|;)\s*q\s*=\s*0(?:\.0*)?\s*(?:;|$)", params):
+            continue
+        if media in ("*/*", f"{major}/*", wanted):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -624,6 +660,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._route_jira(method, path)
         if path == f"/media{sim.upload_path}":
             return ("upload", self._upload, ()) if method == "POST" else None
+        match = _MEDIA_FILE_RE.match(path)
+        if match and method == "GET":
+            return "media-file-info", self._file_info, (unquote(match.group(1)),)
         if path.startswith("/media/"):
             return self._route_chunked(method, path) if sim.chunked_enabled else None
         if path == "/__sim/stats":
@@ -714,6 +753,15 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             raise _error(404, f"No route for {self.command} {path}")
         step, handler, params = route
+        try:
+            self._serve_step(step, handler, params, query)
+        except _HttpError as exc:
+            exc.payload = _error_shape(step, exc.payload)
+            raise
+
+    def _serve_step(
+        self, step: str, handler: Callable[..., tuple[int, Any]], params: tuple[str, ...], query: dict[str, str]
+    ) -> None:
         self._counting_chunk = step == "media-chunk"
         fault = self.sim._take_fault(step) if step in STEPS else None
         if step in _STREAMED_STEPS:
@@ -728,7 +776,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._drop(fault.drop_after_bytes if step in _BODY_STEPS else 0)
                     return
                 if fault.status is not None:
-                    self._reply_fault(fault, close=step in _BODY_STEPS)
+                    self._reply_fault(fault, step, close=step in _BODY_STEPS)
                     return
         if step in _BODY_STEPS:
             status, payload = handler(*params, query=query)
@@ -741,7 +789,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._abort()
                 return
             if fault.status is not None:
-                self._reply_fault(fault)
+                self._reply_fault(fault, step)
                 return
         self._reply(status, payload)
 
@@ -759,7 +807,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._delay = fault.delay_seconds
             cut = fault.drop_after_bytes
             if cut is None and fault.status is not None:
-                self._reply_fault(fault)
+                self._reply_fault(fault, "")
                 return
         try:
             status, answer = handler(*params, query=query, body=body)
@@ -804,12 +852,12 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_WR)
 
-    def _reply_fault(self, fault: Fault, *, close: bool = False) -> None:
+    def _reply_fault(self, fault: Fault, step: str, *, close: bool = False) -> None:
         status = cast(int, fault.status)
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = _format_retry_after(fault.retry_after)
-        payload = {"errorMessages": [f"Simulated fault: HTTP {status}"], "errors": {}}
+        payload = _error_shape(step, {"errorMessages": [f"Simulated fault: HTTP {status}"], "errors": {}})
         self._reply(status, payload, headers, close=close)
 
     def _drop(self, after_bytes: int) -> None:
@@ -877,7 +925,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _require_object(self, object_id: str) -> None:
         if not self.sim._has_object(object_id):
-            raise _error(404, f"No object found with id {object_id}")
+            raise _error(404, f"TCS 404: no object found with id {object_id}")
 
     # ----------------------------------------------------------------------------------------- steps
 
@@ -945,6 +993,8 @@ class _Handler(BaseHTTPRequestHandler):
         key = re.sub(r"\\(.)", r"\1", key)
         found = self.sim._objects_by_key(key)
         page = found[start_at : start_at + max_results]
+        # includeAttributes defaults to true: every object comes with its attributes unless the caller says false.
+        with_attributes = query.get("includeAttributes", "true").strip().lower() != "false"
         return 200, {
             "startAt": start_at,
             "maxResults": max_results,
@@ -957,6 +1007,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "id": o.object_id,
                     "label": o.label,
                     "objectKey": o.object_key,
+                    **({"attributes": self.sim._object_attributes(o)} if with_attributes else {}),
                 }
                 for o in page
             ],
@@ -1035,6 +1086,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self._content_answer(attachment, data)
 
     def _content_answer(self, attachment: SimJiraAttachment, data: bytes) -> tuple[int, _Body]:
+        if self.sim.negotiate_content and not _acceptable(self.headers.get("Accept"), attachment.mime_type):
+            raise _error(406, "Not Acceptable: the attachment's content is not of a type the Accept header admits")
         view = memoryview(data)
         headers = {
             "Content-Type": attachment.mime_type,
@@ -1049,12 +1102,15 @@ class _Handler(BaseHTTPRequestHandler):
         return 206, _Body(view[start:stop], headers)
 
     def _upload(self, query: dict[str, str]) -> tuple[int, Any]:
-        """Check the headers, then stream the body through a one-part multipart parser."""
+        """Step 2: ``/file`` takes a one-part multipart body; ``/file/binary`` takes the raw bytes (Atlassian's
+        ``createFileFromBinary``, ATLASSIAN_FACTS.md: multipart there is stored with its envelope)."""
         claims = self._require_media_auth()
         if self.headers.get("Transfer-Encoding") is not None:
             raise _error(411, "Transfer-Encoding is not accepted; send a Content-Length")
         if self._body_remaining is None:
             raise _error(411, "Content-Length is required")
+        if self.sim.upload_path == "/file/binary":
+            return self._upload_raw(claims, query)
         ctype, params = _header_params(self.headers.get("Content-Type") or "")
         if ctype != "multipart/form-data":
             raise _error(415, f"Content-Type must be multipart/form-data, not {ctype or 'missing'}")
@@ -1074,30 +1130,74 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         _disposition, dparams = part
         content_type = dparams.pop("\0content-type", None)
-        media_id = str(uuid.uuid4())
-        upload = SimUpload(
-            media_id=media_id,
-            object_id=str(claims["objectId"]),
+        return self._stored(
+            claims,
             name=name,
-            part_filename=dparams.get("filename"),
-            part_filename_star=dparams.get("filename*"),
             content_type=content_type,
             size=size,
             sha256=digest,
-            headers=self._recorded_headers(redact=False),
+            part_filename=dparams.get("filename"),
+            part_filename_star=dparams.get("filename*"),
         )
-        self.sim._add_upload(upload)
-        return 201, {
-            "data": {
-                "id": media_id,
-                "name": name,
-                "size": size,
-                "mimeType": content_type or "application/octet-stream",
-                "processingStatus": "pending",
-                "artifacts": {},
-                "representations": {},
-            }
-        }
+
+    def _upload_raw(self, claims: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
+        """``/file/binary``: the body is the file, of the type ``Content-Type`` says, named by ``?name=``."""
+        name = query.get("name")
+        if not name:
+            self._discard_body()
+            raise _error(400, "The name query parameter is required")
+        self._send_continue()
+        hasher = hashlib.sha256()
+        size = 0
+        view = memoryview(bytearray(READ_CHUNK))
+        while got := self._read_into(view):
+            hasher.update(view[:got])
+            size += got
+        content_type = (self.headers.get("Content-Type") or "").strip() or None
+        return self._stored(claims, name=name, content_type=content_type, size=size, sha256=hasher.hexdigest())
+
+    def _stored(
+        self,
+        claims: dict[str, Any],
+        *,
+        name: str,
+        content_type: str | None,
+        size: int,
+        sha256: str,
+        part_filename: str | None = None,
+        part_filename_star: str | None = None,
+        chunked_upload_id: str | None = None,
+    ) -> tuple[int, Any]:
+        """Record an uploaded media file and answer as ``upload_reply`` says."""
+        sim = self.sim
+        if sim.upload_reply == "createFile-empty":
+            size, sha256 = 0, hashlib.sha256(b"").hexdigest()
+        media_id = str(uuid.uuid4())
+        sim._add_upload(
+            SimUpload(
+                media_id=media_id,
+                object_id=str(claims["objectId"]),
+                name=name,
+                part_filename=part_filename,
+                part_filename_star=part_filename_star,
+                content_type=content_type,
+                size=size,
+                sha256=sha256,
+                headers=self._recorded_headers(redact=False),
+                chunked_upload_id=chunked_upload_id,
+            )
+        )
+        if sim.upload_reply != "full":  # Atlassian's createFile: {data: {id, createdAt}}, no size
+            return 201, {"data": {"id": media_id, "createdAt": int(time.time() * 1000)}}
+        return 201, {"data": sim._media_file(media_id, processing_status="pending")}
+
+    def _file_info(self, media_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """``GET /media/file/{id}``: what the service stored (the token must be issued for the file's object)."""
+        claims = self._require_media_auth()
+        upload = self.sim.uploads.get(media_id)
+        if upload is None or upload.object_id != str(claims["objectId"]):
+            raise _error(404, f"No file found with id {media_id}")
+        return 200, {"data": self.sim._media_file(media_id, processing_status=self.sim.processing_status)}
 
     # ----------------------------------------------------------------------------------------- chunked upload
 
@@ -1181,32 +1281,14 @@ class _Handler(BaseHTTPRequestHandler):
         appended_size, digest = self.sim._assembled(upload)
         if appended_size != size:
             raise _error(400, f"conditions.size {size} does not match the {appended_size} bytes appended")
-        media_id = str(uuid.uuid4())
-        self.sim._add_upload(
-            SimUpload(
-                media_id=media_id,
-                object_id=str(claims["objectId"]),
-                name=cast(str, name),
-                part_filename=None,
-                part_filename_star=None,
-                content_type=cast(str, mime_type),
-                size=appended_size,
-                sha256=digest,
-                headers=self._recorded_headers(redact=False),
-                chunked_upload_id=upload.id,
-            )
+        return self._stored(
+            claims,
+            name=cast(str, name),
+            content_type=cast(str, mime_type),
+            size=appended_size,
+            sha256=digest,
+            chunked_upload_id=upload.id,
         )
-        return 201, {
-            "data": {
-                "id": media_id,
-                "name": name,
-                "size": appended_size,
-                "mimeType": mime_type,
-                "processingStatus": "pending",
-                "artifacts": {},
-                "representations": {},
-            }
-        }
 
     def _sim_stats(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         """The simulator's counters, for a bench that runs it in its own process (not an Atlassian API)."""
@@ -1394,6 +1476,16 @@ class AtlassianSimulator:
         self._download_thread: threading.Thread | None = None
         # The chunked upload (steps 11 to 14); False plays a media service without it: those calls answer 404.
         self.chunked_enabled = True
+        # What the upload calls (2 and 14) answer: "full" names the stored size; "createFile" answers
+        # {"data": {"id", "createdAt"}} as Atlassian's own createFile does, without a size (ATLASSIAN_FACTS.md, "Media
+        # service (single upload)"); "createFile-empty" also stores none of the bytes, as a service that took the
+        # name and ignored the body would. The stored file is then known only through GET /media/file/{id}.
+        self.upload_reply: Literal["full", "createFile", "createFile-empty"] = "full"
+        # The processingStatus that GET /media/file/{id} reports for every file: "succeeded", "pending", "failed".
+        self.processing_status: Literal["succeeded", "pending", "failed"] = "succeeded"
+        # Jira Cloud answers 406 to ``Accept: application/json`` on attachment content (ATLASSIAN_FACTS.md, "Jira REST
+        # v3"): the content steps negotiate on Accept as the site does. False accepts any Accept.
+        self.negotiate_content = True
         self._chunked_uploads: dict[str, _ChunkedUpload] = {}
         self._chunks: dict[str, memoryview] = {}  # etag -> the chunk's bytes, held once
         self._chunk_holders: dict[str, set[tuple[str, int]]] = {}  # etag -> (upload id, part) sent, not yet appended
@@ -1665,6 +1757,31 @@ class AtlassianSimulator:
     def _has_object(self, object_id: str) -> bool:
         with self._lock:
             return object_id in self._objects
+
+    def _object_attributes(self, obj: _SimObject) -> list[dict[str, Any]]:
+        """An object's attributes as AQL answers them when includeAttributes is not false (Key and Name here)."""
+        return [
+            {
+                "id": f"{obj.object_id}-{index}",
+                "objectTypeAttributeId": str(index),
+                "objectAttributeValues": [{"value": value, "displayValue": value, "searchValue": value}],
+            }
+            for index, value in enumerate((obj.object_key, obj.label), start=1)
+        ]
+
+    def _media_file(self, media_id: str, *, processing_status: str) -> dict[str, Any]:
+        """A media file as the service describes it (``data`` of ``GET /file/{id}`` and of a full upload reply)."""
+        upload = self.uploads[media_id]
+        return {
+            "id": media_id,
+            "name": upload.name,
+            "size": upload.size,
+            "mimeType": upload.content_type or "application/octet-stream",
+            "mediaType": "doc",
+            "processingStatus": processing_status,
+            "artifacts": {},
+            "representations": {},
+        }
 
     def _objects_by_key(self, key: str) -> list[_SimObject]:
         with self._lock:
@@ -1943,7 +2060,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-token", default="sim-api-token")
     parser.add_argument("--workspace-id", default="sim-workspace")
     parser.add_argument("--jwt-ttl", type=float, default=900)
-    parser.add_argument("--upload-path", default="/file")
+    parser.add_argument("--upload-path", default="/file", help="/file (multipart) or /file/binary (raw bytes)")
+    parser.add_argument(
+        "--upload-reply",
+        choices=("full", "createFile", "createFile-empty"),
+        default="full",
+        help="what the upload answers: the stored file with its size, or Atlassian's createFile {id, createdAt}",
+    )
+    parser.add_argument("--processing-status", choices=("succeeded", "pending", "failed"), default="succeeded")
     parser.add_argument(
         "--media-download-host", default=None, help="host name of the media download host (default: 127.0.0.2)"
     )
@@ -1965,6 +2089,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sim.media_download_host = args.media_download_host
     sim.chunked_enabled = not args.no_chunked
+    sim.upload_reply = args.upload_reply
+    sim.processing_status = args.processing_status
     for spec in args.object:
         object_id, _, rest = spec.partition(":")
         key, _, label = rest.partition(":")

@@ -56,7 +56,7 @@ def landed(stack: LocalStack, object_id: str) -> dict[str, tuple[str, int, str]]
 
 def downloads(stack: LocalStack) -> list[SimRequest]:
     """Requests to the media download host (the media upload is a POST on the API's host)."""
-    return [r for r in stack.sim.requests if r.method == "GET" and r.path.startswith("/media/file/")]
+    return [r for r in stack.sim.requests if r.method == "GET" and r.path.endswith("/binary")]
 
 
 def sha(data: bytes) -> str:

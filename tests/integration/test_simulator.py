@@ -173,14 +173,17 @@ def test_credentials_issue_a_fresh_signed_jwt_each_call(http: requests.Session, 
     assert claims["exp"] - claims["iat"] == 900
 
 
-def test_credentials_unknown_workspace_or_object_is_404(http: requests.Session, sim: AtlassianSimulator) -> None:
+def test_credentials_unknown_workspace_or_object_is_404_with_a_singular_error_message(
+    http: requests.Session, sim: AtlassianSimulator
+) -> None:
+    """ATLASSIAN_FACTS.md, "Assets (JSM) REST": the attachment endpoints answer {"errorMessage": "TCS 404"}."""
     url = f"{sim.base_url}/jsm/assets/workspace/nope/v1/attachments/object/{OBJ}/credentials"
     response = http.get(url, auth=basic(sim), timeout=10)
     assert response.status_code == 404
-    assert "workspace not found" in response.json()["errorMessages"][0]
+    assert "workspace not found" in response.json()["errorMessage"]
     response = http.get(assets_url(sim, "attachments/object/999/credentials"), auth=basic(sim), timeout=10)
     assert response.status_code == 404
-    assert response.json()["errorMessages"] == ["No object found with id 999"]
+    assert response.json() == {"errorMessage": "TCS 404: no object found with id 999"}
 
 
 ASSETS_CALLS: list[tuple[str, str, Any]] = [
@@ -458,7 +461,7 @@ def test_link_rejections(http: requests.Session, sim: AtlassianSimulator) -> Non
     assert link(http, sim, [attachment(media_id, 5)]).status_code == 201
     reused = link(http, sim, [attachment(media_id, 5)])
     assert reused.status_code == 400
-    assert "already" in reused.json()["errorMessages"][0]
+    assert "already" in reused.json()["errorMessage"]
     assert len(sim.attachments(OBJ)) == 1
 
 
@@ -469,12 +472,12 @@ def test_link_fields_are_required_and_typed(http: requests.Session, sim: Atlassi
     del item[field]
     missing = link(http, sim, [item])
     assert missing.status_code == 400
-    assert field in missing.json()["errorMessages"][0]
+    assert field in missing.json()["errorMessage"]
     item = attachment(media_id, 3)
     item[field] = "3" if field == "size" else 3
     wrong = link(http, sim, [item])
     assert wrong.status_code == 400
-    assert field in wrong.json()["errorMessages"][0]
+    assert field in wrong.json()["errorMessage"]
 
 
 def test_link_needs_a_json_body(http: requests.Session, sim: AtlassianSimulator) -> None:
@@ -550,7 +553,7 @@ def test_status_faults_with_retry_after_in_fifo_order(http: requests.Session, si
         (503, "1.5"),
         (200, None),
     ]
-    assert answers[0].json()["errorMessages"]
+    assert answers[0].json()["errorMessage"]
     assert [r.status for r in sim.requests] == [429, 429, 503, 200]
 
 

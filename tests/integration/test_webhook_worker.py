@@ -345,7 +345,9 @@ def test_a_duplicate_delivered_while_the_job_runs_waits_it_out_instead_of_spendi
         while other.poll_once(wait_seconds=1) == 0 and time.monotonic() < deadline:
             pass
         handed_back = [json.loads(line) for line in logs.lines if "another invocation is running" in line]
-        assert [line["waitSeconds"] for line in handed_back] == [15]  # back after this environment's own timeout
+        # Back after about this environment's own timeout (15 s): its time left, which a loaded machine shaves.
+        [wait] = [line["waitSeconds"] for line in handed_back]
+        assert 10 <= wait <= 15
         deadline = time.monotonic() + 60
         while job_status(stack, reply["statusUrl"])["status"] != "succeeded" and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -213,6 +213,9 @@ class FakeAtlassian:
         self.uploads[media_id] = b"".join(open_chunks())
         return UploadedMedia(id=media_id, size=size)
 
+    def stored_file(self, credentials: MediaCredentials, media: UploadedMedia) -> UploadedMedia:
+        return media.model_copy(update={"size": len(self.uploads[media.id])})
+
     def contents_of(self, object_id: str) -> list[bytes]:
         return [self.contents[a.id] for a in self.attachments[object_id]]
 

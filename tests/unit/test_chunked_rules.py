@@ -7,6 +7,7 @@ offset, only chunks that were sent) in memory; the integration tier proves the w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import Iterator
 
@@ -14,12 +15,13 @@ import pytest
 import requests
 
 from assets_attach.atlassian.media_chunked import (
-    GB,
+    APPEND_BATCH_BYTES,
     MAX_CHUNKS_PER_APPEND,
-    TB,
     Chunk,
     ChunkedUploader,
+    GiB,
     MiB,
+    TiB,
     chunk_count,
     chunk_etag,
     chunk_size_for,
@@ -42,22 +44,23 @@ CREDS = MediaCredentials.model_validate(
         (0, 5 * MiB),
         (1, 5 * MiB),
         (1 << 30, 5 * MiB),
-        (5 * GB, 5 * MiB),
-        (5 * GB + 1, 50 * MiB),
-        (50 * GB, 50 * MiB),
-        (50 * GB + 1, 100 * MiB),
-        (950 * GB, 100 * MiB),
-        (950 * GB + 1, 210 * MiB),
-        (2 * TB, 210 * MiB),
+        (5 * 10**9 + 1, 5 * MiB),  # binary units (MEDIA_CHUNKED.md, "Units"): 5 GB is still under 5 GiB
+        (5 * GiB, 5 * MiB),
+        (5 * GiB + 1, 50 * MiB),
+        (50 * GiB, 50 * MiB),
+        (50 * GiB + 1, 100 * MiB),
+        (int(0.95 * TiB), 100 * MiB),
+        (int(0.95 * TiB) + 1, 210 * MiB),
+        (2 * TiB, 210 * MiB),
     ],
 )
-def test_chunk_size_for(size: int, chunk: int) -> None:
+def test_chunk_size_for_in_binary_units(size: int, chunk: int) -> None:
     assert chunk_size_for(size) == chunk
 
 
 def test_chunk_size_for_refuses_what_the_web_client_refuses() -> None:
     with pytest.raises(FileTooLargeError):
-        chunk_size_for(2 * TB + 1)
+        chunk_size_for(2 * TiB + 1)
     with pytest.raises(ValueError, match="negative"):
         chunk_size_for(-1)
 
@@ -144,8 +147,8 @@ def test_rechunk_reads_the_source_only_as_far_as_the_chunk_it_yields() -> None:
 class FakeChunkedMedia(ChunkedUploader):
     """The four calls in memory, with the service's ordering rules; a part in ``fail_parts`` fails with a 503."""
 
-    def __init__(self, fail_parts: frozenset[int] = frozenset()) -> None:
-        super().__init__(requests.Session(), ["api.media.atlassian.com"])
+    def __init__(self, fail_parts: frozenset[int] = frozenset(), append_bytes: int = APPEND_BATCH_BYTES) -> None:
+        super().__init__(requests.Session(), ["api.media.atlassian.com"], append_bytes)
         self.fail_parts = fail_parts
         self.lock = threading.Lock()
         self.sent: dict[str, bytes] = {}
@@ -195,15 +198,28 @@ def send(media: FakeChunkedMedia, data: bytes, chunk_size: int, **kwargs: object
     )
 
 
-def test_appends_follow_file_order_and_report_progress() -> None:
-    media = FakeChunkedMedia()
+def test_chunks_are_reported_sent_in_file_order_and_appended_in_order() -> None:
+    media = FakeChunkedMedia(append_bytes=4000)
     data = DATA * 3
     progress: list[tuple[int, int]] = []
-    result = send(media, data, 1000, on_appended=lambda n, b: progress.append((n, b)))
+    appended: list[int] = []
+    result = send(media, data, 1000, on_sent=lambda n, b: progress.append((n, b)), on_appended=appended.append)
     assert result.id == hashlib.sha256(data).hexdigest()
     assert sorted(media.parts) == list(range(1, 32))
     assert progress[-1] == (31, len(data))
     assert progress == sorted(progress)
+    steps = [b - a for a, b in itertools.pairwise([0, *appended])]
+    assert appended[-1] == 31 and all(step >= 4 for step in steps[:-1])  # batches of 4,000 bytes or more
+
+
+def test_appends_are_batched_to_at_most_8_calls_per_gib() -> None:
+    """MEDIA_CHUNKED.md: the web client appends up to 1,000 etags per call; 5 MiB chunks of a 1 GiB file."""
+    media = FakeChunkedMedia()
+    assert media.append_batch(5 * MiB) == 26
+    assert -(-chunk_count(GiB, 5 * MiB) // media.append_batch(5 * MiB)) == 8
+    scaled = FakeChunkedMedia(append_bytes=APPEND_BATCH_BYTES >> 10)  # the same ratio at 1/1024 of the sizes
+    send(scaled, bytes(GiB >> 10), 5 * 1024)
+    assert len(scaled.batches) == 8 and sum(scaled.batches) == chunk_count(GiB >> 10, 5 * 1024)
 
 
 def test_appends_come_in_batches_of_at_most_a_thousand() -> None:
@@ -222,13 +238,13 @@ def test_appends_come_in_batches_of_at_most_a_thousand() -> None:
     assert max(media.batches) <= MAX_CHUNKS_PER_APPEND
 
 
-def test_a_failed_chunk_stops_the_upload_after_appending_the_chunks_before_it() -> None:
+def test_a_failed_chunk_stops_the_upload_after_reporting_the_chunks_before_it_sent() -> None:
     media = FakeChunkedMedia(fail_parts=frozenset({6}))
     progress: list[int] = []
     with pytest.raises(AtlassianError) as failed:
-        send(media, DATA, 1000, on_appended=lambda n, b: progress.append(n))
+        send(media, DATA, 1000, on_sent=lambda n, b: progress.append(n))
     assert failed.value.retryable
-    assert len(media.appended) == 5 == progress[-1]
+    assert progress[-1] == 5 and not media.appended  # a resume appends those five by their etags
     assert max(media.parts) <= 5 + 3  # at most a window past the failed part was sent
 
 
@@ -240,8 +256,8 @@ def test_a_failing_progress_callback_stops_the_upload() -> None:
             raise OSError("the job store is gone")
 
     with pytest.raises(OSError, match="job store"):
-        send(media, DATA, 1000, on_appended=persist)
-    assert len(media.appended) < 10
+        send(media, DATA, 1000, on_sent=persist)
+    assert len(media.parts) < 10
 
 
 def test_resume_starts_at_the_next_part() -> None:
@@ -259,7 +275,7 @@ def test_resume_starts_at_the_next_part() -> None:
         concurrency=3,
         upload_id="upload-0",
         start_chunk=2,
-        on_appended=lambda n, b: progress.append((n, b)),
+        on_sent=lambda n, b: progress.append((n, b)),
     )
     assert min(media.parts) == 3 and media.uploads == 0
     assert progress[-1] == (11, len(DATA))
@@ -268,10 +284,12 @@ def test_resume_starts_at_the_next_part() -> None:
 
 def test_upload_checks_its_arguments_before_any_call() -> None:
     media = FakeChunkedMedia()
-    with pytest.raises(ValueError, match="start_chunk"):
+    with pytest.raises(ValueError, match="do not fit"):
         send(media, DATA, 1000, start_chunk=1)  # a resume needs its upload id
-    with pytest.raises(ValueError, match="start_chunk"):
+    with pytest.raises(ValueError, match="do not fit"):
         send(media, DATA, 1000, start_chunk=12, upload_id="u")
+    with pytest.raises(ValueError, match="do not fit"):
+        send(media, DATA, 1000, start_chunk=3, sent=2, upload_id="u")
     with pytest.raises(ValueError, match="positive"):
         send(media, DATA, 0)
     hostile = CREDS.model_copy(update={"media_base_url": "https://evil.example.com"})

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from assets_attach.atlassian.http_session import raise_for_reply
+from assets_attach.atlassian.media_upload import UploadedMedia, confirmed_size
 from assets_attach.atlassian.multipart import MultipartBody, ascii_fallback
 from assets_attach.atlassian.secret import SecretSource, parse_secret
 from assets_attach.atlassian.url_policy import check_media_base_url
@@ -125,13 +126,34 @@ def test_stream_check() -> None:
     data = [b"ab", b"cd"]
     check = StreamCheck(4, hashlib.md5(b"abcd").hexdigest())  # noqa: S324
     assert b"".join(check.wrap(data)) == b"abcd"
-    check.verify(4)
-    with pytest.raises(IntegrityError):
-        check.verify(5)
+    check.verify()
     bad = StreamCheck(4, "0" * 32)
     list(bad.wrap(data))
     with pytest.raises(IntegrityError):
-        bad.verify(4)
+        bad.verify()
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ({"id": "m", "size": 4, "processingStatus": "succeeded"}, None),
+        ({"id": "m", "size": 4, "processingStatus": "pending"}, None),
+        ({"id": "m", "size": 4}, None),
+        ({"id": "m", "size": 0, "processingStatus": "succeeded"}, "stored 0 bytes but 4 were sent"),
+        ({"id": "m", "size": 4, "processingStatus": "failed"}, "failed to process"),
+        ({"id": "m", "processingStatus": "pending"}, "would not say how many bytes"),
+    ],
+)
+def test_nothing_is_linked_without_the_stored_size_matching_what_was_sent(
+    reply: dict[str, object], problem: str | None
+) -> None:
+    """ATLASSIAN_FACTS.md, "Media service (single upload)": never link without knowing the stored size."""
+    media = UploadedMedia.model_validate(reply)
+    if problem is None:
+        confirmed_size(media, 4)
+        return
+    with pytest.raises(IntegrityError, match=problem):
+        confirmed_size(media, 4)
 
 
 def test_multipart_body_has_exact_length_and_one_file_part() -> None:

@@ -75,12 +75,13 @@ def test_bad_requests_name_the_field(body: object, field: str) -> None:
     assert caught.value.field == field
 
 
-def test_backoff_honours_retry_after_and_otherwise_doubles_to_a_cap() -> None:
+def test_backoff_honours_retry_after_and_otherwise_doubles_to_a_cap_with_atlassians_jitter() -> None:
+    """ATLASSIAN_FACTS.md, "Jira REST v3" (Rate limiting): from a few seconds, capped around 30 s, jitter x0.7-1.3."""
     assert retry_policy.backoff_seconds(1, retry_after=7) == 7
     assert retry_policy.backoff_seconds(1, retry_after=10**9) == retry_policy.MAX_VISIBILITY_SECONDS
-    for attempt, ceiling in [(1, 5), (2, 10), (3, 20), (4, 30), (9, 30)]:
+    for attempt, base in [(1, 5), (2, 10), (3, 20), (4, 30), (9, 30)]:
         waits = [retry_policy.backoff_seconds(attempt) for _ in range(200)]
-        assert all(ceiling / 2 <= w <= ceiling for w in waits)
+        assert all(base * 0.7 <= w <= base * 1.3 for w in waits)
         assert max(waits) - min(waits) > 0  # jittered
 
 

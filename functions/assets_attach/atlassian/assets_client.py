@@ -92,8 +92,9 @@ class AssetsClient:
         )
 
     def aql(self, query: str, max_results: int = 25) -> list[dict[str, Any]]:
-        """Objects matching an AQL query (first page)."""
-        params = {"startAt": 0, "maxResults": max_results}
+        """Objects matching an AQL query (first page), without their attributes: ``includeAttributes`` defaults to
+        true and nothing here reads them (ATLASSIAN_FACTS.md, "Assets (JSM) REST": set it false for a key lookup)."""
+        params = {"startAt": 0, "maxResults": max_results, "includeAttributes": "false"}
         reply = self._call("aql", "POST", "/object/aql", json={"qlQuery": query}, params=params)
         values = reply.get("values") if isinstance(reply, dict) else None
         return list(values or [])

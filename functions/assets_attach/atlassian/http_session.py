@@ -4,10 +4,13 @@ the one translation of its replies into errors (``raise_for_reply``, ``network_e
 urllib3's ``Retry`` handles what is safe to repeat inside one call: connection failures, and 429/5xx on
 GET (credentials, attachment list, workspace). POSTs are never repeated here: a streamed upload cannot
 be replayed and a link must not happen twice; the caller decides (the worker re-queues the job).
+The chunked media calls, whose bodies can be sent again and whose effects are idempotent (content-addressed chunks,
+appends at an offset), get a session of their own with ``media_retry``: every method, as the web client retries.
 """
 
 from __future__ import annotations
 
+import random
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,6 +30,9 @@ API_READ_TIMEOUT = 60.0
 UPLOAD_READ_TIMEOUT = 300.0
 # A Retry-After longer than this is not slept through inside an invocation; the error carries it instead.
 MAX_INLINE_WAIT_SECONDS = 5.0
+# A 429 without Retry-After: back off from a few seconds with jitter (x0.7-1.3), never at once (Atlassian's "Rate
+# limiting" guidance for Jira Cloud, ATLASSIAN_FACTS.md).
+RATE_LIMIT_FIRST_WAIT_SECONDS = 2.0
 USER_AGENT = f"assets-attach/{__version__}"
 
 
@@ -47,10 +53,42 @@ class BoundedRetry(Retry):
             raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:.0f}s is too long to wait inline"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
+    def get_backoff_time(self) -> float:
+        """urllib3's exponential back-off, except after a 429 (that had no Retry-After): from a few seconds."""
+        if self.history and self.history[-1].status == 429:
+            rate_limited = sum(1 for entry in self.history if entry.status == 429)
+            wait: float = min(RATE_LIMIT_FIRST_WAIT_SECONDS * 2.0 ** (rate_limited - 1), MAX_INLINE_WAIT_SECONDS)
+            return wait * random.uniform(0.7, 1.3)  # noqa: S311 - jitter, not cryptography
+        return float(super().get_backoff_time())
 
-def new_session(connections: int = 4) -> requests.Session:
-    """``connections``: kept open per host (a chunked upload uses one per chunk in flight, plus its appends)."""
-    retry = BoundedRetry(
+
+MEDIA_TRIES = 5  # Atlassian's media client: up to 5 tries on network errors and 5xx, 1 s then doubling, not on 429
+
+
+def media_retry(first_wait: float = 1.0) -> Retry:
+    """The chunked media calls' retries (MEDIA_CHUNKED.md, "Retries"): any method, network errors and 5xx, up to 5
+    tries; urllib3 tries again at once, then after ``first_wait`` seconds, doubling (0, 1, 2, 4 s)."""
+    retries = MEDIA_TRIES - 1
+    return BoundedRetry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        backoff_factor=first_wait / 2,  # urllib3 waits backoff_factor * 2**(n-1) before try n+1, from n = 2
+        backoff_max=8 * first_wait,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=None,
+        # Not on 429 even with a Retry-After (urllib3 would); a long Retry-After on a 5xx reaches the job's back-off.
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
+
+
+def new_session(connections: int = 4, retry: Retry | None = None) -> requests.Session:
+    """``connections``: kept open per host (a chunked upload uses one per chunk in flight, plus its appends).
+    ``retry``: what urllib3 repeats inside one call; by default connection failures, and 429/5xx on GET."""
+    retry = retry or BoundedRetry(
         total=3,
         connect=3,
         read=0,
@@ -82,7 +120,11 @@ def error_detail(response: requests.Response) -> str:
     except ValueError:
         return response.reason or ""
     if isinstance(body, dict):
-        messages = body.get("errorMessages") or body.get("message") or body.get("error") or ""
+        # Assets' attachment endpoints answer {"errorMessage": "TCS 404"}, Jira {"errorMessages": [...]}, the
+        # gateway {"message": ...} (ATLASSIAN_FACTS.md, "Assets (JSM) REST"): every form is read.
+        messages = (
+            body.get("errorMessages") or body.get("errorMessage") or body.get("message") or body.get("error") or ""
+        )
         if isinstance(messages, list):
             messages = "; ".join(str(m) for m in messages)
         return str(messages)[:300]

@@ -44,6 +44,9 @@ T = TypeVar("T")
 JIRA_ATTACHMENT_ID = re.compile(r"[1-9][0-9]{0,18}")
 CHUNK_SIZE = 1024 * 1024
 SITE_URL_HINT = 'add "siteUrl": "https://<your-site>.atlassian.net" to the Atlassian secret'
+# Jira Cloud has answered 406 to ``Accept: application/json`` on attachment content (python jira client, commit
+# 4549cd5; JiraPS issue 459): the content and the media redirect are asked for with any type.
+CONTENT_ACCEPT = {"Accept": "*/*"}
 
 
 class JiraAttachment(BaseModel):
@@ -129,7 +132,7 @@ class JiraClient:
         """The attachment's bytes as a streamed response (the caller closes it); from ``start`` where the site
         honours a Range (206), else the whole file (200)."""
         path = f"/rest/api/3/attachment/content/{attachment_id}"
-        span = {"Range": f"bytes={start}-"} if start else {}
+        headers = {**CONTENT_ACCEPT, **({"Range": f"bytes={start}-"} if start else {})}
 
         def call(secret: AtlassianSecret) -> requests.Response:
             return send_basic(
@@ -139,7 +142,7 @@ class JiraClient:
                 self._site(secret) + path,
                 secret.basic_auth,
                 params={"redirect": "false"},
-                headers=span,
+                headers=headers,
                 stream=True,
                 redirect_ok=True,
             )
@@ -151,10 +154,10 @@ class JiraClient:
         if response.status_code in REDIRECTS:
             response.close()
             location = urljoin(response.url, response.headers.get("Location", ""))
-            response = self._download(location, attachment_id, span)
+            response = self._download(location, attachment_id, headers)
         return response
 
-    def _download(self, location: str, attachment_id: str, span: dict[str, str]) -> requests.Response:
+    def _download(self, location: str, attachment_id: str, headers: dict[str, str]) -> requests.Response:
         """Follow the site's redirect to the media host: no Basic credentials, and only to an allowed host."""
         try:
             url = vet_credential_url(
@@ -168,7 +171,7 @@ class JiraClient:
             ) from None
         try:
             response = self._session.get(
-                url, headers=span, stream=True, allow_redirects=False, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT)
+                url, headers=headers, stream=True, allow_redirects=False, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT)
             )
         except requests.RequestException as e:
             raise network_error("jira-read", e) from e

@@ -9,15 +9,18 @@ the upload. The media id it answers is linked (step 3) exactly as one from the s
   thread that reads the source.
 - Memory is bounded by ``chunk_size * concurrency`` plus one source block: the source is read only when fewer than
   ``concurrency`` chunks are in flight.
-- Appends follow the chunks in file order, as soon as a run of them has been accepted, so that a failure costs at
-  most the chunks in flight: ``on_appending`` reports each append before it is sent, for the caller to persist, and
-  a later call resumes with ``upload_id``, ``start_chunk`` and, where the last append's outcome is unknown (a crash
-  while it was on its way), ``maybe_appended``.
+- Each chunk is reported sent (``on_sent``, for the caller to persist) once it and every chunk before it were
+  accepted, so that a failure or a crash re-sends at most the chunks in flight; appends follow in file order in
+  batches (``APPEND_BATCH_BYTES``, at most 8 calls per GiB). A later call resumes with ``upload_id``, the chunks
+  appended (``start_chunk``) and sent (``sent``): the chunks sent but not appended are appended by their etags,
+  without sending their bytes again.
+- Every call is retried inline on network errors and 5xx by the session's urllib3 retries (``media_retry``: 5 tries,
+  1 s then doubling, never on 429), as the web client retries.
 
-Errors: a refusal to create an upload (401/403/404/405) is :class:`ChunkedUploadRefusedError`, the sign to fall
-back to the single POST; an upload that is gone or whose chunk count differs from the caller's is
-:class:`ChunkedUploadStaleError` (start a new one); a 401 on a later call is :class:`MediaTokenExpiredError`;
-anything else is translated by ``raise_for_reply``/``network_error`` (429, 5xx and network errors retryable).
+Errors (``_protocol_error``): on a fresh upload a refusal (403/404/405) at any step is
+:class:`ChunkedUploadRefusedError`, the sign to fall back to the single POST; on a resumed upload any 4xx is
+:class:`ChunkedUploadStaleError` (start a new one); a 401 is :class:`MediaTokenExpiredError`; anything else is
+translated by ``raise_for_reply``/``network_error`` (429, 5xx and network errors retryable).
 
 The shared session's connection pool should hold at least ``concurrency + 1`` connections (the chunk PUTs and the
 appends), or urllib3 opens and discards extra ones.
@@ -25,6 +28,7 @@ appends), or urllib3 opens and discards extra ones.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 from collections import deque
@@ -43,25 +47,31 @@ from ..errors import (
     ChunkedUploadStaleError,
     FileTooLargeError,
     IntegrityError,
+    MediaTokenExpiredError,
 )
 from .http_session import (
     API_READ_TIMEOUT,
     CONNECT_TIMEOUT,
     UPLOAD_READ_TIMEOUT,
     network_error,
-    raise_for_reply,
 )
 from .media_upload import MediaCredentials, UploadedMedia, media_headers, raise_for_media_reply, uploaded_media
 from .url_policy import check_media_base_url
 
 MiB = 1 << 20
-# The web client's thresholds. MEDIA_CHUNKED.md gives them as "5 GB", "50 GB", "0.95 TB" and "2 TB" beside chunk
-# sizes in MiB, so they are read as decimal units here; only the chunk size at a boundary depends on it.
-GB = 10**9
-TB = 10**12
-MAX_CHUNKED_FILE_SIZE = 2 * TB
+GiB = 1 << 30
+TiB = 1 << 40
+# The web client's thresholds are in binary units (MEDIA_CHUNKED.md, "Units"): 5 MiB chunks up to 5 GiB, 50 MiB up
+# to 50 GiB, 100 MiB up to 0.95 TiB, 210 MiB beyond; over 2 TiB refused.
+MAX_CHUNKED_FILE_SIZE = 2 * TiB
 MAX_CHUNKS_PER_APPEND = 1000
-REFUSAL_STATUSES = frozenset({401, 403, 404, 405})  # from the upload creation: the protocol is not offered
+# Appends are batched as the web client batches them (up to 1,000 etags per call, MEDIA_CHUNKED.md): one append per
+# 128 MiB of chunks makes at most 8 calls per GiB. Chunks sent but not yet appended are not lost to a crash: each is
+# recorded as sent once accepted, and a resume appends them by etag (see ``_settle``).
+APPEND_BATCH_BYTES = 128 * MiB
+# Statuses that mean "this protocol is not offered to this client" at any step of a fresh upload (ATLASSIAN_FACTS.md,
+# "Media service (chunked upload)"); a 401 that a fresh token does not cure is judged by the caller.
+REFUSAL_STATUSES = frozenset({403, 404, 405})
 
 
 def chunk_size_for(size: int) -> int:
@@ -72,11 +82,11 @@ def chunk_size_for(size: int) -> int:
         raise FileTooLargeError(
             f"{size} bytes is over the {MAX_CHUNKED_FILE_SIZE}-byte limit of a chunked upload", step="validate"
         )
-    if size <= 5 * GB:
+    if size <= 5 * GiB:
         return 5 * MiB
-    if size <= 50 * GB:
+    if size <= 50 * GiB:
         return 50 * MiB
-    if size <= 950 * GB:
+    if size <= 0.95 * TiB:
         return 100 * MiB
     return 210 * MiB
 
@@ -162,38 +172,49 @@ class _CreateUploadReply(BaseModel):
 
 @dataclass
 class _Progress:
-    """Where the upload stands: chunks (and their bytes) appended, and the next part number to send."""
+    """Where the upload stands: chunks (and their bytes) appended, and chunks accepted in file order (at least as
+    many); the next part to send follows them."""
 
     appended: int
     appended_bytes: int
-    next_part: int
+    sent: int = -1
+    sent_bytes: int = -1
+
+    def __post_init__(self) -> None:
+        if self.sent < 0:
+            self.sent, self.sent_bytes = self.appended, self.appended_bytes
 
 
 class ChunkedUploader:
     """The chunked upload's four calls, and :meth:`upload`, which runs them for a whole file."""
 
-    def __init__(self, session: requests.Session, allowed_hosts: Iterable[str]) -> None:
+    def __init__(
+        self, session: requests.Session, allowed_hosts: Iterable[str], append_bytes: int = APPEND_BATCH_BYTES
+    ) -> None:
+        """``session``: its retries are the media calls' (``http_session.new_session(retry=media_retry())``).
+        ``append_bytes``: chunks are appended once this many bytes of them were accepted (and at the end)."""
         self._session = session
         self._allowed_hosts = tuple(allowed_hosts)
+        self._append_bytes = append_bytes
+
+    def append_batch(self, chunk_size: int) -> int:
+        """How many chunks of ``chunk_size`` one append takes (the last append of a file may take fewer)."""
+        return max(1, min(MAX_CHUNKS_PER_APPEND, -(-self._append_bytes // chunk_size)))
 
     # ----------------------------------------------------------------------------------------- the calls
 
+    # Each call raises what ``raise_for_media_reply`` makes of a failure; :meth:`upload` judges its status by
+    # whether the upload is fresh or resumed (see ``_protocol_error``).
+
     def create_upload(self, credentials: MediaCredentials) -> str:
-        """A new upload's id; ChunkedUploadRefusedError when the service answers 401, 403, 404 or 405."""
+        """A new upload's id."""
         response = self._call(
             "POST",
             credentials,
             "/upload",
             params={"createUpTo": "1", "hashAlgorithm": "sha256"},
         )
-        if response.status_code in REFUSAL_STATUSES:
-            raise ChunkedUploadRefusedError(
-                f"the media service does not offer chunked uploads (HTTP {response.status_code} on creating one)",
-                step="upload",
-                status=response.status_code,
-                retryable=False,
-            )
-        raise_for_reply(response, "upload")
+        raise_for_media_reply(response)
         try:
             return _CreateUploadReply.model_validate(response.json()).data[0].id
         except (ValueError, ValidationError):
@@ -210,7 +231,7 @@ class ChunkedUploader:
             data=data,
             headers={"Content-Type": "application/octet-stream"},
         )
-        self._raise_for(response, stale=(404,))
+        raise_for_media_reply(response)
         return etag
 
     def append(self, credentials: MediaCredentials, upload_id: str, etags: list[str], offset: int) -> None:
@@ -223,7 +244,7 @@ class ChunkedUploader:
             f"/upload/{quote(upload_id, safe='')}/chunks",
             json={"chunks": etags, "offset": offset},
         )
-        self._raise_for(response, stale=(404, 409))
+        raise_for_media_reply(response)
 
     def create_file(
         self, credentials: MediaCredentials, upload_id: str, name: str, mime_type: str, size: int
@@ -236,7 +257,6 @@ class ChunkedUploader:
             json={"uploadId": upload_id, "name": name, "mimeType": mime_type, "conditions": {"size": size}},
             read_timeout=UPLOAD_READ_TIMEOUT,
         )
-        self._raise_if_stale(response, (404,))
         return uploaded_media(response)
 
     # ----------------------------------------------------------------------------------------- a whole file
@@ -253,61 +273,87 @@ class ChunkedUploader:
         concurrency: int,
         upload_id: str | None = None,
         start_chunk: int = 0,
-        maybe_appended: int | None = None,
+        sent: int | None = None,
         on_created: Callable[[str], None] | None = None,
-        on_appending: Callable[[int], None] | None = None,
-        on_appended: Callable[[int, int], None] | None = None,
+        on_sent: Callable[[int, int], None] | None = None,
+        on_appended: Callable[[int], None] | None = None,
     ) -> UploadedMedia:
         """Send a file of ``size`` bytes in chunks and create the media file from them.
 
         ``chunks``: the file's bytes from ``start_chunk * chunk_size`` on, in blocks of any size (cut here into
-        chunks). ``upload_id``: an upload to continue, whose first ``start_chunk`` chunks of ``chunk_size`` were
-        appended by an earlier call; None creates one and reports its id to ``on_created`` before any chunk is
-        sent. ``on_appending(chunks)`` precedes every append that takes the upload to ``chunks`` chunks, and
-        ``on_appended(chunks_appended, bytes_appended)`` follows it, counted from the start of the file: what the
-        caller persists to resume. ``maybe_appended``: such an append from ``start_chunk`` was sent before and its
-        outcome is unknown; it is settled first, by the chunks' etags (see :meth:`_settle`). Any failure stops the
-        sending (chunks not yet started are cancelled, those in flight finish), appends the chunks accepted before
-        it in order, and is raised.
+        chunks; not read at all when every chunk was appended). ``upload_id``: an upload to continue, whose first
+        ``start_chunk`` chunks of ``chunk_size`` were appended by an earlier call, and up to ``sent`` chunks sent
+        (accepted by the service, maybe appended): those are settled first, appended by their etags without
+        sending their bytes again. None creates an upload and reports its id to ``on_created`` before any chunk is
+        sent. ``on_sent(chunks, bytes)`` follows each chunk accepted in file order, ``on_appended(chunks)`` each
+        append, both counted from the start of the file: what the caller persists to resume.
+
+        Errors: on a fresh upload, a refusal (403, 404, 405) at any step is :class:`ChunkedUploadRefusedError`
+        (fall back to the single POST); on a resumed one, any 4xx is :class:`ChunkedUploadStaleError` (start a new
+        upload), as is a 409 on a fresh one (an append retried after it took). Any failure stops the sending
+        (chunks not yet started are cancelled, those in flight finish) and is raised.
         The callbacks run on the calling thread, which also reads ``chunks``; chunks are hashed and sent on
         ``concurrency`` threads of their own.
         """
         if chunk_size < 1 or concurrency < 1:
             raise ValueError("chunk_size and concurrency must be positive")
         total_chunks = chunk_count(size, chunk_size)
-        if not 0 <= start_chunk <= total_chunks or (start_chunk and upload_id is None):
-            raise ValueError(f"start_chunk {start_chunk} does not fit {total_chunks} chunks of an existing upload")
-        if maybe_appended is not None and (upload_id is None or not start_chunk < maybe_appended <= total_chunks):
-            raise ValueError(f"maybe_appended {maybe_appended} does not follow start_chunk {start_chunk} of an upload")
+        sent = start_chunk if sent is None else sent
+        if not 0 <= start_chunk <= sent <= total_chunks or (sent and upload_id is None):
+            raise ValueError(f"chunks {start_chunk} appended and {sent} sent do not fit {total_chunks} of an upload")
         self._base_url(credentials)  # a refused media host fails before anything is created or read
-        if upload_id is None:
-            upload_id = self.create_upload(credentials)
-            if on_created is not None:
-                on_created(upload_id)
-        start_bytes = min(start_chunk * chunk_size, size)
-        progress = _Progress(start_chunk, start_bytes, start_chunk + 1)
-        boxes = _boxed(rechunk(chunks, chunk_size))
-        if maybe_appended is not None:
-            self._settle(credentials, upload_id, boxes, progress, maybe_appended)
-            if on_appended is not None:
-                on_appended(progress.appended, progress.appended_bytes)
-        sender = _ChunkSender(self, credentials, upload_id, concurrency, progress, on_appending, on_appended)
+        resumed = upload_id is not None
         try:
-            sent = progress.appended_bytes
+            if upload_id is None:
+                upload_id = self.create_upload(credentials)
+                if on_created is not None:
+                    on_created(upload_id)
+            progress = _Progress(start_chunk, min(start_chunk * chunk_size, size))
+            if progress.appended < total_chunks:  # a resume with every chunk appended reads nothing
+                boxes = _boxed(rechunk(chunks, chunk_size))
+                if sent > start_chunk:
+                    self._settle(credentials, upload_id, boxes, progress, sent)
+                    if on_appended is not None:
+                        on_appended(progress.appended)
+                self._send_rest(
+                    credentials, upload_id, boxes, progress, size, chunk_size, concurrency, on_sent, on_appended
+                )
+            return self.create_file(credentials, upload_id, filename, content_type, size)
+        except AtlassianError as e:
+            judged = _protocol_error(e, resumed=resumed)
+            if judged is e:
+                raise
+            raise judged from e
+
+    def _send_rest(
+        self,
+        credentials: MediaCredentials,
+        upload_id: str,
+        boxes: Iterator[list[Chunk]],
+        progress: _Progress,
+        size: int,
+        chunk_size: int,
+        concurrency: int,
+        on_sent: Callable[[int, int], None] | None,
+        on_appended: Callable[[int], None] | None,
+    ) -> None:
+        batch = self.append_batch(chunk_size)
+        sender = _ChunkSender(self, credentials, upload_id, concurrency, progress, batch, on_sent, on_appended)
+        try:
+            sent_bytes = progress.appended_bytes
             for box in boxes:
-                sent += len(box[0])
-                if sent > size:
+                sent_bytes += len(box[0])
+                if sent_bytes > size:
                     raise IntegrityError(f"the source gave more than its {size} bytes", step="upload")
                 sender.send(box)  # its sending thread takes the chunk out of the box: only that thread holds it
-            if sent != size:
-                raise IntegrityError(f"the source gave {sent} of its {size} bytes", step="upload")
+            if sent_bytes != size:
+                raise IntegrityError(f"the source gave {sent_bytes} of its {size} bytes", step="upload")
             sender.finish()
         except BaseException as failure:
             sender.abort(failure)
             raise
         finally:
             sender.shutdown()
-        return self.create_file(credentials, upload_id, filename, content_type, size)
 
     def _settle(
         self,
@@ -315,32 +361,23 @@ class ChunkedUploader:
         upload_id: str,
         boxes: Iterator[list[Chunk]],
         progress: _Progress,
-        maybe_appended: int,
+        sent: int,
     ) -> None:
-        """After an append of unknown outcome, from ``progress.appended`` to ``maybe_appended`` chunks: append those
-        chunks again where that append was, by their etags (hashed here, not sent: the service holds what it was
-        sent). A 409 (wrong offset) says the earlier append had taken them; a 400 that it holds them no longer, and
-        they are sent and appended. Either way the upload then holds ``maybe_appended`` chunks, as ``progress`` says.
-        """
-        count = maybe_appended - progress.appended
+        """Chunks ``progress.appended`` to ``sent`` were sent by an earlier call and accepted, but maybe not
+        appended: append them by their etags (hashed here from the source, not sent: the service holds what it
+        accepted, MEDIA_CHUNKED.md). Any 4xx means the upload is not where the record says (an append of unknown
+        outcome took them, or the service dropped them): ``upload`` turns it into a new upload."""
+        count = sent - progress.appended
         held = [box.pop() for box in itertools.islice(boxes, count)]
         if len(held) != count:
-            raise IntegrityError("the source ended before the chunks of the last append", step="upload")
+            raise IntegrityError("the source ended before the chunks sent earlier", step="upload")
         etags = [chunk_etag(data) for data in held]
-        try:
-            self.append(credentials, upload_id, etags, progress.appended)
-        except ChunkedUploadStaleError as e:
-            if e.status != 409:
-                raise
-        except AtlassianError as e:
-            if e.status != 400:
-                raise
-            for part, data in enumerate(held, start=progress.appended + 1):
-                self.put_chunk(credentials, upload_id, part, data)
-            self.append(credentials, upload_id, etags, progress.appended)
-        progress.appended = maybe_appended
+        for first in range(0, count, MAX_CHUNKS_PER_APPEND):
+            batch = etags[first : first + MAX_CHUNKS_PER_APPEND]
+            self.append(credentials, upload_id, batch, progress.appended)
+            progress.appended += len(batch)
         progress.appended_bytes += sum(len(data) for data in held)
-        progress.next_part = maybe_appended + 1
+        progress.sent, progress.sent_bytes = sent, progress.appended_bytes
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -370,29 +407,40 @@ class ChunkedUploader:
         except requests.RequestException as e:
             raise network_error("upload", e) from e
 
-    @staticmethod
-    def _raise_if_stale(response: requests.Response, stale: tuple[int, ...]) -> None:
-        """``stale``: the statuses that mean the upload is gone (expired, or its chunks out of step)."""
-        status = response.status_code
-        if status in stale:
-            raise ChunkedUploadStaleError(
-                f"the chunked upload cannot be continued (HTTP {status}); a new upload is needed",
-                step="upload",
-                status=status,
-            )
 
-    @classmethod
-    def _raise_for(cls, response: requests.Response, *, stale: tuple[int, ...]) -> None:
-        cls._raise_if_stale(response, stale)
-        raise_for_media_reply(response)
+def _protocol_error(error: AtlassianError, *, resumed: bool) -> AtlassianError:
+    """What a failed call means for the chunked upload as a whole. The statuses the service gives for an expired
+    upload, an offset mismatch or an unknown etag are unpublished (ATLASSIAN_FACTS.md), so they are judged by where
+    the upload stands: on a resumed upload any 4xx says it is not where the record says (start a new one); on a
+    fresh one a refusal says the protocol is not offered (send the file in one POST), and a 409 that an append
+    retried inline had taken its chunks the first time (resume, then start anew). 401, 429, 5xx and network
+    errors stay as they are: a fresh token or a later try helps."""
+    status = error.status
+    if isinstance(error, MediaTokenExpiredError) or status is None or status == 429 or status >= 500:
+        return error
+    if resumed or status == 409:
+        return ChunkedUploadStaleError(
+            f"the chunked upload cannot be continued (HTTP {status}); a new upload is needed",
+            step="upload",
+            status=status,
+        )
+    if status in REFUSAL_STATUSES:
+        return ChunkedUploadRefusedError(
+            f"the media service does not offer chunked uploads to this client (HTTP {status})",
+            step="upload",
+            status=status,
+            retryable=False,
+        )
+    return error
 
 
 class _ChunkSender:
-    """Chunks in flight on ``concurrency`` threads, and their etags appended in file order as they are accepted.
+    """Chunks in flight on ``concurrency`` threads; each reported as sent once it and every chunk before it were
+    accepted, and appended in file order in batches.
 
-    At most ``concurrency`` chunks are sent but not yet appended at any time (in flight, or accepted behind one still
-    in flight), so that a failure or a crash re-sends at most that many, and memory holds at most that many chunks.
-    No chunk is referenced from here once its PUT has returned.
+    At most ``concurrency`` chunks are sent but not yet reported (in flight, or accepted behind one still in
+    flight), so that a failure or a crash re-sends at most that many, and memory holds at most that many chunks.
+    No chunk is referenced from here once its PUT has returned: what waits for its append is its etag.
     """
 
     def __init__(
@@ -402,49 +450,48 @@ class _ChunkSender:
         upload_id: str,
         concurrency: int,
         progress: _Progress,
-        on_appending: Callable[[int], None] | None,
-        on_appended: Callable[[int, int], None] | None,
+        batch: int,
+        on_sent: Callable[[int, int], None] | None,
+        on_appended: Callable[[int], None] | None,
     ) -> None:
         self._uploader = uploader
         self._credentials = credentials
         self._upload_id = upload_id
         self._concurrency = concurrency
         self._progress = progress
-        self._on_appending = on_appending
+        self._batch = batch
+        self._on_sent = on_sent
         self._on_appended = on_appended
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="media-chunk")
-        self._queued: deque[tuple[Future[str], int]] = deque()  # (PUT, chunk length), in part order, not appended
-        self._append_failed = False
+        self._unreported: deque[tuple[Future[str], int]] = deque()  # (PUT, chunk length), in part order
+        self._to_append: list[str] = []  # etags reported sent, not yet appended, in part order
 
     def send(self, box: list[Chunk]) -> None:
         """Start sending the chunk in ``box`` (taken out of it) as the next part; return once there is room for
-        another, appending whatever was accepted meanwhile."""
+        another, reporting and appending whatever was accepted meanwhile."""
         length = len(box[0])
-        future = self._pool.submit(self._put, box, self._progress.next_part)
-        self._progress.next_part += 1
-        self._queued.append((future, length))
+        part = self._progress.sent + len(self._unreported) + 1
+        self._unreported.append((self._pool.submit(self._put, box, part), length))
         while True:
-            self._append_ready()
-            if len(self._queued) < self._concurrency:
+            self._collect()
+            if len(self._unreported) < self._concurrency:
                 return
-            wait([f for f, _ in self._queued if not f.done()], return_when=FIRST_COMPLETED)
+            wait([f for f, _ in self._unreported if not f.done()], return_when=FIRST_COMPLETED)
 
     def finish(self) -> None:
         """Wait for every chunk and append the rest."""
-        while self._queued:
-            wait([f for f, _ in self._queued], return_when=FIRST_COMPLETED)
-            self._append_ready()
+        while self._unreported:
+            wait([f for f, _ in self._unreported], return_when=FIRST_COMPLETED)
+            self._collect()
+        self._append()
 
     def abort(self, failure: BaseException) -> None:
-        """Cancel what has not started and wait for what has; unless an append failed, append what was accepted
-        before the failure (a failure to do so is noted on ``failure``, which stays the error raised)."""
+        """Cancel what has not started and wait for what has; report the chunks accepted before the failure (so
+        that a resume appends them rather than sending them again), without raising over ``failure``."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._append_failed or not isinstance(failure, Exception):
-            return
-        try:
-            self._append_ready(raise_failures=False)
-        except AtlassianError as e:
-            failure.add_note(f"appending the chunks accepted before it failed too: {e}")
+        if isinstance(failure, Exception):
+            with contextlib.suppress(Exception):
+                self._collect(raise_failures=False, append=False)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -453,37 +500,37 @@ class _ChunkSender:
         # Taken out of the box, the chunk lives in this frame only: it is freed as soon as the PUT returns.
         return self._uploader.put_chunk(self._credentials, self._upload_id, part, box.pop())
 
-    def _append_ready(self, *, raise_failures: bool = True) -> None:
-        """Append the accepted chunks at the head of the queue (in batches of 1,000); raise a failed PUT's error."""
+    def _collect(self, *, raise_failures: bool = True, append: bool = True) -> None:
+        """Report the accepted chunks at the head of the queue as sent; append once a batch is ready; raise a
+        failed PUT's error."""
         if raise_failures:
-            for future, _ in self._queued:
+            for future, _ in self._unreported:
                 if future.done() and not future.cancelled() and future.exception() is not None:
                     future.result()  # raises the chunk's error
-        etags: list[str] = []
-        sizes = 0
-        while self._queued:
-            future, length = self._queued[0]
+        progress = self._progress
+        reported = False
+        while self._unreported:
+            future, length = self._unreported[0]
             if not future.done() or future.cancelled() or future.exception() is not None:
                 break
-            etags.append(future.result())
-            sizes += length
-            self._queued.popleft()
-            if len(etags) == MAX_CHUNKS_PER_APPEND:
-                self._append(etags, sizes)
-                etags, sizes = [], 0
-        if etags:
-            self._append(etags, sizes)
+            self._to_append.append(future.result())
+            self._unreported.popleft()
+            progress.sent += 1
+            progress.sent_bytes += length
+            reported = True
+        if reported and self._on_sent is not None:
+            self._on_sent(progress.sent, progress.sent_bytes)
+        if append and len(self._to_append) >= self._batch:
+            self._append()
 
-    def _append(self, etags: list[str], sizes: int) -> None:
+    def _append(self) -> None:
+        """Append the chunks reported sent, in calls of at most 1,000."""
         progress = self._progress
-        try:
-            if self._on_appending is not None:
-                self._on_appending(progress.appended + len(etags))
+        while self._to_append:
+            etags = self._to_append[:MAX_CHUNKS_PER_APPEND]
             self._uploader.append(self._credentials, self._upload_id, etags, progress.appended)
+            del self._to_append[: len(etags)]
             progress.appended += len(etags)
-            progress.appended_bytes += sizes
             if self._on_appended is not None:
-                self._on_appended(progress.appended, progress.appended_bytes)
-        except BaseException:
-            self._append_failed = True
-            raise
+                self._on_appended(progress.appended)
+        progress.appended_bytes = progress.sent_bytes

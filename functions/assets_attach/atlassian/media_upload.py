@@ -1,8 +1,13 @@
-"""Step 2: one streamed multipart POST of the file to the media service.
+"""Step 2: one streamed POST of the file to the media service, and what the service says it stored.
 
 The JWT goes only to a ``mediaBaseUrl`` that MEDIA_ALLOWED_HOSTS admits. The upload path differs between
 public reports (``/file`` or ``/file/binary``): on a 404 the other one is tried once and, if it answers,
-remembered for the life of the process.
+remembered for the life of the process. ``/file`` takes a one-part multipart body; ``/file/binary`` the raw bytes
+with the file's ``Content-Type`` (Atlassian's ``createFileFromBinary``; multipart there would be stored with its
+envelope, ATLASSIAN_FACTS.md "Media service (single upload)").
+
+Atlassian's own ``POST /file`` answers ``{id, createdAt}`` without a size, so a reply without one is followed by
+``GET /file/{id}`` (:meth:`MediaUploader.stored_file`): nothing is linked without the stored size.
 """
 
 from __future__ import annotations
@@ -13,9 +18,16 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from ..errors import AtlassianError, MediaTokenExpiredError
-from .http_session import CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT, network_error, raise_for_reply, retry_after_seconds
-from .multipart import MultipartBody
+from ..errors import AtlassianError, IntegrityError, MediaTokenExpiredError
+from .http_session import (
+    API_READ_TIMEOUT,
+    CONNECT_TIMEOUT,
+    UPLOAD_READ_TIMEOUT,
+    network_error,
+    raise_for_reply,
+    retry_after_seconds,
+)
+from .multipart import MultipartBody, StreamedBody
 from .url_policy import check_media_base_url
 
 # Public reports disagree on the upload path; on a 404 from one, the other is tried (MEDIA_UPLOAD_PATH).
@@ -33,10 +45,13 @@ class MediaCredentials(BaseModel):
 
 
 class UploadedMedia(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", coerce_numbers_to_str=True)
+    """A media file as the service describes it; an upload reply may leave out ``size`` (Atlassian's createFile)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", coerce_numbers_to_str=True)
 
     id: str = Field(min_length=1)
     size: int | None = None
+    processing_status: str | None = Field(default=None, alias="processingStatus")  # pending, succeeded, failed
 
 
 class _UploadReply(BaseModel):
@@ -69,11 +84,37 @@ def uploaded_media(response: requests.Response) -> UploadedMedia:
         raise AtlassianError("the media service's reply named no media id", step="upload") from None
 
 
+def confirmed_size(media: UploadedMedia, sent: int) -> None:
+    """Raise unless the service stored all ``sent`` bytes and did not fail the file: the last word before a link."""
+    if media.processing_status == "failed":
+        raise IntegrityError(f"the media service failed to process media file {media.id}", step="upload")
+    if media.size is None:
+        raise IntegrityError("the media service would not say how many bytes it stored; nothing linked", step="upload")
+    if media.size != sent:
+        raise IntegrityError(f"the media service stored {media.size} bytes but {sent} were sent", step="upload")
+
+
 class MediaUploader:
     def __init__(self, session: requests.Session, allowed_hosts: Iterable[str], upload_path: str = "/file") -> None:
         self._session = session
         self._allowed_hosts = tuple(allowed_hosts)
         self.upload_path = upload_path
+
+    def stored_file(self, credentials: MediaCredentials, media: UploadedMedia) -> UploadedMedia:
+        """``media`` as the service stored it: the upload reply when it names a size, else ``GET /file/{id}``."""
+        if media.size is not None:
+            return media
+        base_url = check_media_base_url(credentials.media_base_url, self._allowed_hosts)
+        try:
+            response = self._session.get(
+                f"{base_url}/file/{quote(media.id, safe='')}",
+                headers=media_headers(credentials),
+                timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT),
+                allow_redirects=False,
+            )
+        except requests.RequestException as e:
+            raise network_error("upload", e) from e
+        return uploaded_media(response)
 
     def upload(
         self,
@@ -103,12 +144,17 @@ class MediaUploader:
         size: int,
         open_chunks: Callable[[], Iterable[bytes]],
     ) -> requests.Response:
-        body = MultipartBody(open_chunks, size, filename, content_type)
+        body: StreamedBody | MultipartBody
+        if path == "/file/binary":
+            body, body_type = StreamedBody(open_chunks, size), content_type
+        else:
+            body = MultipartBody(open_chunks, size, filename, content_type)
+            body_type = body.content_type
         try:
             return self._session.post(
                 f"{base_url}{path}?name={quote(filename, safe='')}",
                 data=body,
-                headers={**media_headers(credentials), "Content-Type": body.content_type},
+                headers={**media_headers(credentials), "Content-Type": body_type},
                 timeout=(CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT),
                 allow_redirects=False,
             )

@@ -1,4 +1,4 @@
-"""A one-part ``multipart/form-data`` body that streams its content with an exact length.
+"""Request bodies that stream a file with an exact length: the raw bytes, or a one-part ``multipart/form-data``.
 
 ``requests`` sends an iterable that has ``__len__`` with a ``Content-Length`` header instead of chunked
 transfer encoding, and urllib3 writes each chunk as it comes: the file is never held whole in memory.
@@ -31,12 +31,33 @@ def _header_value(value: str) -> str:
     return "".join(c for c in value if c >= " " and c != "\x7f")
 
 
+class StreamedBody:
+    """The file's bytes as they come from ``open_chunks()``, exactly ``size`` of them (more or fewer is an
+    IntegrityError while sending, so a short or long source never passes for the file)."""
+
+    def __init__(self, open_chunks: Callable[[], Iterable[bytes]], size: int) -> None:
+        self._open_chunks = open_chunks
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        for chunk in self._open_chunks():
+            sent += len(chunk)
+            if sent > self._size:
+                raise IntegrityError(f"the source gave more than its {self._size} bytes", step="upload")
+            yield chunk
+        if sent != self._size:
+            raise IntegrityError(f"the source gave {sent} of its {self._size} bytes", step="upload")
+
+
 class MultipartBody:
     """Iterate to get the body; ``len()`` is its exact size; ``content_type`` carries the boundary."""
 
     def __init__(self, open_chunks: Callable[[], Iterable[bytes]], size: int, filename: str, content_type: str):
-        self._open_chunks = open_chunks
-        self._size = size
+        self._content = StreamedBody(open_chunks, size)
         self.boundary = secrets.token_hex(16)
         self._head = (
             f"--{self.boundary}\r\n"
@@ -50,16 +71,9 @@ class MultipartBody:
         return f"multipart/form-data; boundary={self.boundary}"
 
     def __len__(self) -> int:
-        return len(self._head) + self._size + len(self._tail)
+        return len(self._head) + len(self._content) + len(self._tail)
 
     def __iter__(self) -> Iterator[bytes]:
         yield self._head
-        sent = 0
-        for chunk in self._open_chunks():
-            sent += len(chunk)
-            if sent > self._size:
-                raise IntegrityError(f"the source gave more than its {self._size} bytes", step="upload")
-            yield chunk
-        if sent != self._size:
-            raise IntegrityError(f"the source gave {sent} of its {self._size} bytes", step="upload")
+        yield from self._content
         yield self._tail
