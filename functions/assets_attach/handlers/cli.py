@@ -11,7 +11,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError
 
-from ..atlassian.url_policy import check_media_base_url
+from ..atlassian.url_policy import check_media_base_url, require_secure_url
 from ..attach import FileSource, UploadProgress
 from ..aws.s3_source import parse_s3_uri
 from ..errors import (
@@ -109,7 +109,10 @@ def check_secret(runtime: Runtime) -> str:
 
 def check_workspace(runtime: Runtime) -> str:
     secret = runtime.secrets.get()
-    how = f"discovered from {secret.site_url}" if not secret.workspace_id else "from the secret"
+    if secret.workspace_id:
+        how = "from the secret"
+    else:
+        how = f"discovered from {'the API gateway (cloudId)' if secret.cloud_id else secret.site_url}"
     return f"{runtime.assets.workspace_id(secret)} ({how})"
 
 
@@ -148,7 +151,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_workspace(args: argparse.Namespace) -> int:
     runtime = get_runtime()
-    print(runtime.assets.discover_workspace(args.site, runtime.secrets.for_site(args.site)))
+    site = require_secure_url(args.site, "--site")
+    print(runtime.assets.discover_workspace(runtime.secrets.for_site(site).model_copy(update={"site_url": site})))
     return 0
 
 
