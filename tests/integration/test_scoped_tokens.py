@@ -18,7 +18,7 @@ from assets_attach.runtime import get_runtime
 from devstack.atlassian_sim import SimRequest
 from devstack.lambda_local import LocalWorker
 from devstack.log_capture import CapturedLogs
-from devstack.stack import LocalStack
+from devstack.stack import LocalStack, patched_environ
 from devstack.webhook_client import job_status, post
 
 
@@ -124,3 +124,28 @@ def test_a_wrong_cloud_id_is_a_404_from_the_gateway_and_a_malformed_one_never_le
     assert refused.status_code == 500 and refused.json()["error"]["code"] == "config_error"
     assert "evil" not in refused.text
     assert len(stack.sim.requests) == calls_before
+
+
+def test_through_the_gateway_a_redirect_to_the_media_host_is_still_followed_without_basic_credentials(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    """The media host is not behind the gateway: the content endpoint's 303 is followed as before, token-less."""
+    sim = stack.sim
+    sim.scoped_tokens = True
+    sim.always_redirect_content = True
+    stack.put_secret(cloudId=sim.cloud_id, siteUrl=None)
+    data = b"redirected bytes"
+    jira_id = sim.add_jira_attachment("SUP-23", "redirected.bin", data, "application/octet-stream")
+    with patched_environ({"MEDIA_ALLOWED_HOSTS": f"127.0.0.1,{sim.media_download_host}"}):
+        get_runtime.cache_clear()
+        reply = post(api, stack, {"objectId": "1234", "jiraAttachments": [jira_id]})
+        assert reply.status_code == 202, reply.text
+        worker.drain()
+    get_runtime.cache_clear()
+
+    assert job_status(stack, reply.json()["statusUrl"])["status"] == "succeeded"
+    assert [a.sha256 for a in sim.attachments("1234")] == [hashlib.sha256(data).hexdigest()]
+    content = f"/ex/jira/{sim.cloud_id}/rest/api/3/attachment/content/{jira_id}"
+    assert [r.status for r in sim.requests if r.path == content] == [303]
+    downloads = [r for r in sim.requests if r.method == "GET" and r.path.startswith("/media/file/")]
+    assert downloads and all("Authorization" not in r.headers for r in downloads)
