@@ -73,10 +73,10 @@ class AtlassianSecret(BaseModel):
         return (self.email, self.api_token.get_secret_value())
 
 
-# The names the model reads: each field's alias, and (populate_by_name) its own name.
-_KEY_NAMES = {alias: alias for alias in (f.alias for f in AtlassianSecret.model_fields.values()) if alias} | {
-    name: f.alias or name for name, f in AtlassianSecret.model_fields.items()
-}
+# The keys the model reads, each with the name the README gives it: its field's alias, and (populate_by_name) the
+# field's own name.
+_KEY_NAMES = {name: field.alias or name for name, field in AtlassianSecret.model_fields.items()}
+_KEY_NAMES |= {alias: alias for alias in _KEY_NAMES.values()}
 
 
 def unknown_keys(data: Any) -> list[tuple[str, str | None]]:
