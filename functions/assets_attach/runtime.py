@@ -74,7 +74,9 @@ class Runtime:
     def jira(self) -> JiraClient:
         from .atlassian.jira_client import JiraClient
 
-        return JiraClient(self.session, self.secrets, self.settings.media_allowed_hosts)
+        return JiraClient(
+            self.session, self.secrets, self.settings.media_allowed_hosts, self.settings.assets_api_base_url
+        )
 
     @cached_property
     def media(self) -> MediaUploader:

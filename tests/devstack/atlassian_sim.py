@@ -26,6 +26,15 @@ enforce:
     bytes; only the short-lived signed token in the query (valid, unexpired, for that file, with its ``client``)
     authorizes it, and a request that carries any ``Authorization`` header (Basic or Bearer) is refused with 401
 
+The API gateway (issue 17): ``/ex/jira/{cloudId}/...`` serves 1 and 3 to 9 as the same route without the prefix
+(``/ex/jira/{cloudId}/jsm/assets/...``, ``/ex/jira/{cloudId}/rest/...``); another cloud id, or another path under it,
+answers 404. ``GET /_edge/tenant_info`` answers ``{"cloudId"}`` without authentication (Atlassian KB "Retrieve my
+Atlassian site's Cloud ID"). :attr:`AtlassianSimulator.scoped_tokens` ``= True`` (``--scoped-token``) plays a scoped
+API token (the only kind a service account has): Basic auth answers 401 on every route not under the gateway
+prefix, the site's and ``/jsm/...`` alike, as Atlassian's does (support KB "401 unauthorized error when service
+account accesses Jira or Confluence API"). :attr:`AtlassianSimulator.requests` records the paths as sent, prefix
+included.
+
 9 (with ``redirect=false``) and 10 answer 406 to an ``Accept`` that does not admit the attachment's type (Jira Cloud
 answers 406 to ``Accept: application/json`` there; ``negotiate_content = False`` turns that off), stream the bytes
 from memory in chunks and answer one ``Range: bytes=N-``,
@@ -140,6 +149,7 @@ _AQL_RE = re.compile(
 )
 _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _ASSETS_RE = re.compile(r"^/jsm/assets/workspace/([^/]+)/v1/(.*)$")
+_GATEWAY_RE = re.compile(r"^/ex/jira/([^/]+)(/(?:rest|jsm)/.*)$")  # the API gateway's routes to a site
 _OBJECT_ATTACH_RE = re.compile(r"^attachments/object/([^/]+)(/credentials)?$")
 _JIRA_ATTACHMENT_RE = re.compile(r"^/rest/api/3/attachment/(content/)?([^/]+)$")
 _JIRA_ISSUE_RE = re.compile(r"^/rest/api/3/issue/([^/]+)$")
@@ -437,6 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
     _recorded: tuple[str, str, dict[str, str], dict[str, str]] | None  # this request, until recorded
     _delay: float
     _counting_chunk: bool  # body bytes read count towards chunk_stats()["chunkBytesReceived"]
+    _via_gateway: bool  # this request came through /ex/jira/{cloudId}/ (scoped tokens work only there)
     _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, untyped in typeshed
 
     # ----------------------------------------------------------------------------------------- plumbing
@@ -656,6 +667,13 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.sim
         if cast(_Server, self.server).role == "media-download":
             return self._route_media_download(method, path)
+        if path == "/_edge/tenant_info":
+            return ("tenant-info", self._tenant_info, ()) if method == "GET" else None
+        gateway = _GATEWAY_RE.match(path)
+        if gateway:  # the same routes as the site's and api.atlassian.com's, for this site's cloud id only
+            if unquote(gateway.group(1)) != sim.cloud_id:
+                return None
+            self._via_gateway, path = True, gateway.group(2)
         if path.startswith("/rest/api/3/"):
             return self._route_jira(method, path)
         if path == f"/media{sim.upload_path}":
@@ -731,6 +749,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._delay = 0
         self._counting_chunk = False
+        self._via_gateway = False
         self._body_done = False
         try:
             self._body_remaining = self._content_length()
@@ -900,7 +919,8 @@ class _Handler(BaseHTTPRequestHandler):
             except (binascii.Error, UnicodeDecodeError):
                 decoded = ""
             email, sep, token = decoded.partition(":")
-            if sep and self.sim._check_basic(email, token):
+            scope_ok = self._via_gateway or not self.sim.scoped_tokens  # a scoped token: the gateway only
+            if sep and self.sim._check_basic(email, token) and scope_ok:
                 return
         raise _HttpError(401, _BASIC_401, {"WWW-Authenticate": 'Basic realm="Atlassian"'})
 
@@ -952,6 +972,10 @@ class _Handler(BaseHTTPRequestHandler):
         size = min(page_size, int(query.get("maxResults", str(page_size))))
         page = beans[start : start + size]
         return 200, {"startAt": start, "maxResults": size, "isLast": start + len(page) >= len(beans), "values": page}
+
+    def _tenant_info(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """No authentication: the site's cloud id is public."""
+        return 200, {"cloudId": self.sim.cloud_id}
 
     def _workspace(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         self._require_basic()
@@ -1464,6 +1488,10 @@ class AtlassianSimulator:
         # When set, the content endpoint answers 303 to the media download host even with redirect=false (a site
         # that ignores the flag), so that the redirect is exercised.
         self.always_redirect_content = False
+        # The site's cloud id (its API gateway prefix /ex/jira/{cloud_id}/), and whether the API token is a scoped
+        # one: then Basic auth works only through that prefix.
+        self.cloud_id = str(uuid.uuid4())
+        self.scoped_tokens = False
         self._issues: dict[str, _JiraIssue] = {}
         self._next_issue_id = 10000
         self._jira_attachments: dict[str, SimJiraAttachment] = {}
@@ -2075,6 +2103,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-chunked", action="store_true", help="play a media service without the chunked upload (404)"
     )
     parser.add_argument(
+        "--scoped-token", action="store_true", help="the API token is a scoped one: it works only through /ex/jira/"
+    )
+    parser.add_argument("--cloud-id", default=None, help="the site's cloud id (default: a random UUID)")
+    parser.add_argument(
         "--object", action="append", default=[], metavar="ID[:KEY[:LABEL]]", help="an Assets object (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -2091,6 +2123,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.chunked_enabled = not args.no_chunked
     sim.upload_reply = args.upload_reply
     sim.processing_status = args.processing_status
+    sim.scoped_tokens = args.scoped_token
+    sim.cloud_id = args.cloud_id or sim.cloud_id
     for spec in args.object:
         object_id, _, rest = spec.partition(":")
         key, _, label = rest.partition(":")
@@ -2107,6 +2141,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseUrl": sim.base_url,
         "mediaBaseUrl": sim.media_base_url,
         "workspaceId": sim.workspace_id,
+        "cloudId": sim.cloud_id,
         "email": sim.email,
         "apiToken": sim.api_token,
     }

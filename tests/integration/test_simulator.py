@@ -1083,7 +1083,7 @@ def test_command_line_serves_until_sigterm() -> None:
             ready, _, _ = select.select([proc.stdout], [], [], 10)
             assert ready, "the simulator printed nothing"
             info = json.loads(proc.stdout.readline())
-            assert set(info) == {"baseUrl", "mediaBaseUrl", "workspaceId", "email", "apiToken"}
+            assert set(info) == {"baseUrl", "mediaBaseUrl", "workspaceId", "email", "apiToken", "cloudId"}
             assert info["mediaBaseUrl"] == info["baseUrl"] + "/media"
             response = requests.post(
                 f"{info['baseUrl']}/jsm/assets/workspace/{info['workspaceId']}/v1/object/aql",

@@ -27,6 +27,7 @@ NOT_FOR_LAMBDA = {
     "ATLASSIAN_API_TOKEN",
     "ASSETS_WORKSPACE_ID",
     "ATLASSIAN_SITE_URL",
+    "ATLASSIAN_CLOUD_ID",
 }
 # The contract's settings: the scan below must find at least these, or it has stopped seeing the code's reads.
 CONTRACT_SETTINGS = {

@@ -2,6 +2,7 @@
 
 Every call uses HTTP Basic auth with the secret's e-mail and API token, passed per request so that it can
 never reach the media host. A 401 refetches the secret once (it may have been rotated) and tries again.
+Where each call goes (the site, ASSETS_API_BASE_URL, or the API gateway with ``cloudId``) is ``routes``' rule.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from ..errors import AtlassianError, ObjectNotFoundError, Step
 from .http_session import reply_json, send_basic
 from .media_upload import MediaCredentials
+from .routes import Routes, explain_refusal
 from .secret import AtlassianSecret, SecretSource, with_fresh_secret
-from .url_policy import require_secure_url
 
 T = TypeVar("T")
 LIST_PAGE_SIZE = 100
@@ -37,7 +38,7 @@ class Attachment(BaseModel):
 class AssetsClient:
     def __init__(self, session: requests.Session, api_base_url: str, secrets: SecretSource) -> None:
         self._session = session
-        self._api = api_base_url.rstrip("/")
+        self._routes = Routes(api_base_url)
         self._secrets = secrets
         self._discovered: dict[str, str] = {}
 
@@ -107,13 +108,19 @@ class AssetsClient:
             raise ObjectNotFoundError(f"no Assets object has the key {object_key}", step="aql", field="objectKey")
         return str(values[0]["id"])
 
-    def discover_workspace(self, site_url: str, secret: AtlassianSecret | None = None) -> str:
-        """``GET {siteUrl}/rest/servicedeskapi/assets/workspace``: the site's Assets workspace id."""
-        url = f"{require_secure_url(site_url, 'siteUrl')}/rest/servicedeskapi/assets/workspace"
-        reply = self._send("workspace", "GET", url, secret or self._secrets.get())
+    def discover_workspace(self, secret: AtlassianSecret) -> str:
+        """``GET {site}/rest/servicedeskapi/assets/workspace``: the site's Assets workspace id, asked of the
+        secret's ``siteUrl``, or of the API gateway with its ``cloudId``."""
+        site = self._routes.jira(secret, field="siteUrl")
+        reply = self._send("workspace", "GET", f"{site}/rest/servicedeskapi/assets/workspace", secret)
         values = reply.get("values") if isinstance(reply, dict) else None
         if not values or not values[0].get("workspaceId"):
-            raise AtlassianError(f"{site_url} has no Assets workspace", step="workspace", retryable=False)
+            raise AtlassianError(
+                f"{secret.site_url or 'the site'} has no Assets workspace: this site has no Assets "
+                "(Jira Service Management Premium/Enterprise)",
+                step="workspace",
+                retryable=False,
+            )
         return str(values[0]["workspaceId"])
 
     # -- plumbing --------------------------------------------------------------------------------------
@@ -121,16 +128,16 @@ class AssetsClient:
     def workspace_id(self, secret: AtlassianSecret) -> str:
         if secret.workspace_id:
             return secret.workspace_id.strip()
-        site = str(secret.site_url)
+        site = self._routes.jira(secret, field="siteUrl")
         if site not in self._discovered:
-            self._discovered[site] = self.discover_workspace(site, secret)
+            self._discovered[site] = self.discover_workspace(secret)
         return self._discovered[site]
 
     def _call(self, step: Step, method: str, path: str, *, object_id: str | None = None, **kwargs: Any) -> Any:
         """A workspace-relative call (a 401 refetches the secret once, see ``with_fresh_secret``)."""
 
         def call(secret: AtlassianSecret) -> Any:
-            url = f"{self._api}/jsm/assets/workspace/{self.workspace_id(secret)}/v1{path}"
+            url = self._routes.assets(secret, self.workspace_id(secret)) + path
             return self._send(step, method, url, secret, **kwargs)
 
         try:
@@ -146,7 +153,11 @@ class AssetsClient:
             raise
 
     def _send(self, step: Step, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
-        return reply_json(send_basic(self._session, step, method, url, secret.basic_auth, **kwargs), step)
+        try:
+            response = send_basic(self._session, step, method, url, secret.basic_auth, **kwargs)
+        except AtlassianError as e:
+            raise explain_refusal(e, secret) from e
+        return reply_json(response, step)
 
 
 def _parse(adapter: TypeAdapter[T], data: Any, step: Step) -> T:

@@ -1,6 +1,7 @@
 """Jira issue attachments as sources: their metadata from the Jira site, their bytes streamed.
 
-Every call goes to the secret's ``siteUrl`` with its Basic credentials, as the Assets calls do. The content
+Every call goes to the secret's ``siteUrl`` with its Basic credentials, as the Assets calls do (with ``cloudId``,
+to the API gateway instead: ``routes`` decides, for both clients). The content
 is asked for with ``redirect=false``, so the site answers with the bytes. A site that redirects anyway (to
 the media host, with a download token in the query) is followed once, without the Basic credentials, and
 only to a host that MEDIA_ALLOWED_HOSTS admits: the token in that URL is a credential too.
@@ -22,7 +23,6 @@ from ..errors import (
     AttachError,
     BadRequestError,
     MediaHostNotAllowedError,
-    SiteUrlMissingError,
     SourceAccessError,
     SourceDeletedError,
     SourceNotFoundError,
@@ -37,13 +37,13 @@ from .http_session import (
     reply_json,
     send_basic,
 )
+from .routes import Routes, explain_refusal
 from .secret import AtlassianSecret, SecretSource, with_fresh_secret
 from .url_policy import UnsafeUrlError, shown_url, vet_credential_url
 
 T = TypeVar("T")
 JIRA_ATTACHMENT_ID = re.compile(r"[1-9][0-9]{0,18}")
 CHUNK_SIZE = 1024 * 1024
-SITE_URL_HINT = 'add "siteUrl": "https://<your-site>.atlassian.net" to the Atlassian secret'
 # Jira Cloud has answered 406 to ``Accept: application/json`` on attachment content (python jira client, commit
 # 4549cd5; JiraPS issue 459): the content and the media redirect are asked for with any type.
 CONTENT_ACCEPT = {"Accept": "*/*"}
@@ -105,10 +105,13 @@ class JiraSource:
 
 
 class JiraClient:
-    def __init__(self, session: requests.Session, secrets: SecretSource, media_allowed_hosts: Iterable[str]) -> None:
+    def __init__(
+        self, session: requests.Session, secrets: SecretSource, media_allowed_hosts: Iterable[str], api_base_url: str
+    ) -> None:
         self._session = session
         self._secrets = secrets
         self._media_allowed_hosts = tuple(media_allowed_hosts)
+        self._routes = Routes(api_base_url)
 
     def attachment(self, attachment_id: str, field: str = "jiraAttachments") -> JiraAttachment:
         """``GET {siteUrl}/rest/api/3/attachment/{id}``; a missing attachment is a SourceNotFoundError."""
@@ -135,17 +138,20 @@ class JiraClient:
         headers = {**CONTENT_ACCEPT, **({"Range": f"bytes={start}-"} if start else {})}
 
         def call(secret: AtlassianSecret) -> requests.Response:
-            return send_basic(
-                self._session,
-                "jira-read",
-                "GET",
-                self._site(secret) + path,
-                secret.basic_auth,
-                params={"redirect": "false"},
-                headers=headers,
-                stream=True,
-                redirect_ok=True,
-            )
+            try:
+                return send_basic(
+                    self._session,
+                    "jira-read",
+                    "GET",
+                    self._routes.jira(secret) + path,
+                    secret.basic_auth,
+                    params={"redirect": "false"},
+                    headers=headers,
+                    stream=True,
+                    redirect_ok=True,
+                )
+            except AtlassianError as e:
+                raise explain_refusal(e, secret) from e
 
         try:
             response = with_fresh_secret(self._secrets, call)
@@ -184,14 +190,13 @@ class JiraClient:
 
     # -- plumbing --------------------------------------------------------------------------------------
 
-    def _site(self, secret: AtlassianSecret) -> str:
-        if not secret.site_url:
-            raise SiteUrlMissingError(f"Jira attachments need the Jira site: {SITE_URL_HINT}", field="jiraAttachments")
-        return secret.site_url
-
     def _get_json(self, path: str, what: str, field: str, **kwargs: Any) -> Any:
         def call(secret: AtlassianSecret) -> Any:
-            response = send_basic(self._session, "jira", "GET", self._site(secret) + path, secret.basic_auth, **kwargs)
+            url = self._routes.jira(secret) + path
+            try:
+                response = send_basic(self._session, "jira", "GET", url, secret.basic_auth, **kwargs)
+            except AtlassianError as e:
+                raise explain_refusal(e, secret) from e
             return reply_json(response, "jira")
 
         try:

@@ -11,7 +11,9 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError
 
-from ..atlassian.url_policy import check_media_base_url
+from ..atlassian.auth_diagnosis import diagnose_refusal, probe_access
+from ..atlassian.routes import tenant_cloud_id
+from ..atlassian.url_policy import check_media_base_url, require_secure_url
 from ..attach import FileSource, UploadProgress
 from ..aws.s3_source import parse_s3_uri
 from ..errors import (
@@ -26,8 +28,6 @@ from ..local_source import LocalFile
 from ..object_ids import normalize_object_id, normalize_object_key
 from ..runtime import Runtime, get_runtime
 from ..settings import Settings
-
-DOCTOR_QUERY = 'Key = "DOCTOR-1"'
 
 
 class ProgressLine:
@@ -103,18 +103,46 @@ def check_settings(runtime: Runtime) -> str:
     return f"API {runtime.settings.assets_api_base_url}, credentials from {source}"
 
 
+def _unknown_keys(runtime: Runtime) -> str:
+    """The secret's keys that are not secret keys, each with the nearest valid one; empty if none."""
+    return "; ".join(
+        f"unknown key {key[:40]!r}" + (f": did you mean {near}?" if near else "")
+        for key, near in runtime.secrets.unknown_keys()
+    )
+
+
 def check_secret(runtime: Runtime) -> str:
-    return runtime.secrets.get().email
+    try:
+        secret = runtime.secrets.get()
+    except ConfigError as e:  # a misspelt key is the likely cause of a missing one
+        unknown = _unknown_keys(runtime) if runtime.settings.atlassian_secret_id else ""
+        if unknown:
+            raise ConfigError(f"{e.message}; {unknown}") from e
+        raise
+    route = f", every call through the API gateway (cloudId {secret.cloud_id})" if secret.cloud_id else ""
+    return secret.email + route
+
+
+def check_secret_keys(runtime: Runtime) -> str:
+    """The secret model ignores unknown keys (parsing stays lenient); a misspelt one is a silent misconfiguration
+    (``webhookToken``: every webhook call answers 401), so doctor flags it."""
+    unknown = _unknown_keys(runtime)
+    if unknown:
+        raise ConfigError(f"{unknown} (the key is ignored)")
+    return "every key is known"
 
 
 def check_workspace(runtime: Runtime) -> str:
     secret = runtime.secrets.get()
-    how = f"discovered from {secret.site_url}" if not secret.workspace_id else "from the secret"
+    if secret.workspace_id:
+        how = "from the secret"
+    else:
+        how = f"discovered from {'the API gateway (cloudId)' if secret.cloud_id else secret.site_url}"
     return f"{runtime.assets.workspace_id(secret)} ({how})"
 
 
 def check_access(runtime: Runtime) -> str:
-    runtime.assets.aql(DOCTOR_QUERY, 1)
+    probe_access(runtime.assets)
     return "the API token may query this workspace (AQL)"
 
 
@@ -125,30 +153,79 @@ def check_object(runtime: Runtime, given_id: str) -> str:
     return f"upload credentials issued; media service at {credentials.media_base_url}"
 
 
+def _fix_lines(runtime: Runtime | None, error: AttachError) -> list[str]:
+    """The fix for a failed check; a 401 is diagnosed (a scoped token off the API gateway, or a token to rotate)."""
+    if runtime is not None and isinstance(error, AtlassianAuthError) and error.status == 401:
+        try:
+            return diagnose_refusal(runtime.session, runtime.settings.assets_api_base_url, runtime.secrets.get())
+        except AttachError:  # the secret cannot be read again: the plain hint
+            pass
+    return [_fix_hint(error)]
+
+
+# Checks that later ones do not depend on: a failure is reported and the rest still run.
+ADVISORY_CHECKS = frozenset({"secret keys"})
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Each check in turn, with a fix hint for the first that fails (later ones depend on it)."""
+    """Each check in turn, with a fix for the first that fails (later ones depend on it)."""
     checks: list[tuple[str, Callable[[Runtime], str]]] = [
         ("settings", check_settings),
         ("secret", check_secret),
+        ("secret keys", check_secret_keys),
         ("workspace", check_workspace),
         ("access", check_access),
     ]
     if args.object_id:
         checks.append((f"object {args.object_id}", lambda runtime: check_object(runtime, args.object_id)))
-    current = "settings"
+    current, runtime, failed = "settings", None, False
     try:
         runtime = Runtime(Settings.from_env())
         for current, check in checks:
-            print(f"ok    {current}: {check(runtime)}")
+            try:
+                print(f"ok    {current}: {check(runtime)}")
+            except AttachError as e:
+                if current not in ADVISORY_CHECKS:
+                    raise
+                _print_failure(current, e, _fix_lines(runtime, e))
+                failed = True
     except AttachError as e:
-        print(f"FAIL  {current}: {e}\n      fix: {_fix_hint(e)}")
+        _print_failure(current, e, _fix_lines(runtime, e))
         return 1
-    return 0
+    return 1 if failed else 0
+
+
+def _print_failure(check: str, error: AttachError, fix: list[str]) -> None:
+    print(f"FAIL  {check}: {error}\n      fix: " + "\n      ".join(fix))
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:
+    """The site's workspace id, then its cloud id (the line to add to the secret for a scoped API token)."""
     runtime = get_runtime()
-    print(runtime.assets.discover_workspace(args.site, runtime.secrets.for_site(args.site)))
+    site = require_secure_url(args.site, "--site")
+    try:
+        cloud_id: str | None = tenant_cloud_id(runtime.session, site)
+    except AttachError as e:
+        cloud_id = None
+        print(f"assets-attach: note: the site's cloud id could not be read ({e})", file=sys.stderr)
+    secret = runtime.secrets.for_site(site).model_copy(update={"site_url": site})
+    if secret.cloud_id and cloud_id:  # through the gateway, to this site rather than the secret's
+        secret = secret.model_copy(update={"cloud_id": cloud_id})
+    try:
+        workspace_id = runtime.assets.discover_workspace(secret)
+    except AtlassianAuthError as e:
+        if e.status != 401 or secret.cloud_id or cloud_id is None:
+            raise
+        # A scoped API token answers 401 on the site and works through the API gateway.
+        workspace_id = runtime.assets.discover_workspace(secret.model_copy(update={"cloud_id": cloud_id}))
+        print(
+            "assets-attach: note: this is a scoped API token (or service account): it works only through the API "
+            'gateway; add the "cloudId" line below to the secret',
+            file=sys.stderr,
+        )
+    print(workspace_id)
+    if cloud_id:
+        print(f'"cloudId": "{cloud_id}"')
     return 0
 
 
