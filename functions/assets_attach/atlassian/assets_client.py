@@ -7,6 +7,7 @@ never reach the media host. A 401 refetches the secret once (it may have been ro
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -91,6 +92,16 @@ class AssetsClient:
             f"object {object_id} has more than {len(found)} attachments; cannot list them all", step="list"
         )
 
+    def delete_attachment(self, attachment_id: str) -> None:
+        """``DELETE /v1/attachments/{id}``: undocumented on Cloud (``doctor --live`` tries it on its own test
+        attachment); an error status raises as from any call, so a 404 or 405 may mean that it is not offered."""
+
+        def call(secret: AtlassianSecret) -> None:
+            url = self._workspace_url(secret, f"/attachments/{quote(attachment_id, safe='')}")
+            send_basic(self._session, "delete", "DELETE", url, secret.basic_auth)
+
+        with_fresh_secret(self._secrets, call)
+
     def aql(self, query: str, max_results: int = 25) -> list[dict[str, Any]]:
         """Objects matching an AQL query (first page)."""
         params = {"startAt": 0, "maxResults": max_results}
@@ -129,8 +140,7 @@ class AssetsClient:
         """A workspace-relative call (a 401 refetches the secret once, see ``with_fresh_secret``)."""
 
         def call(secret: AtlassianSecret) -> Any:
-            url = f"{self._api}/jsm/assets/workspace/{self.workspace_id(secret)}/v1{path}"
-            return self._send(step, method, url, secret, **kwargs)
+            return self._send(step, method, self._workspace_url(secret, path), secret, **kwargs)
 
         try:
             return with_fresh_secret(self._secrets, call)
@@ -143,6 +153,9 @@ class AssetsClient:
                     field="objectId",
                 ) from e
             raise
+
+    def _workspace_url(self, secret: AtlassianSecret, path: str) -> str:
+        return f"{self._api}/jsm/assets/workspace/{self.workspace_id(secret)}/v1{path}"
 
     def _send(self, step: Step, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
         return reply_json(send_basic(self._session, step, method, url, secret.basic_auth, **kwargs), step)
