@@ -14,7 +14,7 @@ SAM_STAMP     := $(SAM_VENV)/.installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install test lint build unit integration demo dev bench reliability openapi clean
+.PHONY: install test lint build unit integration demo dev bench reliability conformance openapi clean
 
 install: $(STAMP)
 
@@ -73,6 +73,11 @@ bench: install
 # `make test` runs it at a reduced scale.
 reliability: install
 	$(PY) -m reliability --scale full
+
+# Checks the simulator against a record of the real service: `assets-attach doctor --live --record FILE` on a site.
+conformance: install
+	@test -n "$(RECORD)" || { echo "usage: make conformance RECORD=FILE (written by assets-attach doctor --live --record FILE)" >&2; exit 2; }
+	$(PY) -m devstack.conformance "$(RECORD)"
 
 # openapi.json, generated from the models the webhook validates and answers with (a unit test compares them).
 openapi: install

@@ -19,6 +19,7 @@ Step = Literal[
     "upload",
     "link",
     "list",
+    "delete",
     "aql",
     "read",
     "s3-head",

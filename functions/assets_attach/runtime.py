@@ -49,6 +49,13 @@ class Runtime:
         return new_session(connections=max(4, self.settings.media_upload_concurrency + 1))
 
     @cached_property
+    def chunked_media_session(self) -> requests.Session:
+        """The chunked upload's calls: every method retried inline on network errors and 5xx (``media_retry``)."""
+        from .atlassian.http_session import media_retry, new_session
+
+        return new_session(connections=self.settings.media_upload_concurrency + 1, retry=media_retry())
+
+    @cached_property
     def secrets(self) -> SecretSource:
         from .atlassian.secret import SecretSource
 
@@ -91,10 +98,7 @@ class Runtime:
 
         settings = self.settings
         style = UploadStyle(settings.media_upload_mode, settings.chunked_min_bytes, settings.media_upload_concurrency)
-        from .atlassian.http_session import media_retry, new_session
-
-        media_session = new_session(connections=settings.media_upload_concurrency + 1, retry=media_retry())
-        chunked = ChunkedUploader(media_session, settings.media_allowed_hosts)
+        chunked = ChunkedUploader(self.chunked_media_session, settings.media_allowed_hosts)
         return Attacher(self.assets, self.media, settings.max_file_size_bytes, chunked, style)
 
     @cached_property

@@ -48,6 +48,7 @@ class Settings:
     idempotency_table: str | None = None
     jobs_queue_url: str | None = None
     max_receive_count: int = 5
+    canary_object_id: str | None = None  # the drift canary's Assets object
 
     @property
     def webhook_buckets(self) -> frozenset[str]:
@@ -108,4 +109,5 @@ class Settings:
             idempotency_table=optional("IDEMPOTENCY_TABLE"),
             jobs_queue_url=optional("JOBS_QUEUE_URL"),
             max_receive_count=positive_int("MAX_RECEIVE_COUNT", 5),
+            canary_object_id=optional("CANARY_OBJECT_ID"),
         )

@@ -15,6 +15,8 @@ enforce:
 3. ``POST /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> links uploaded media
 4. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> the object's attachments
 5. ``POST /jsm/assets/workspace/{W}/v1/object/aql`` (Basic) -> ``Key = "HW-42"`` style lookups
+   (and ``DELETE /jsm/assets/workspace/{W}/v1/attachments/{attachmentId}`` (Basic) -> 204, or 404 for an unknown
+   id; step ``delete``, undocumented on Cloud, what ``doctor --live`` removes its test attachment with)
 6. ``GET  /rest/servicedeskapi/assets/workspace`` (Basic) -> workspace discovery
 7. ``GET  /rest/api/3/attachment/{id}`` (Basic) -> a Jira attachment's metadata (``id`` a number, as Jira's
    AttachmentMetadata has it; 404 ``{"errorMessages": [...]}`` for an unknown id)
@@ -117,6 +119,7 @@ STEPS = frozenset(
         "upload",
         "link",
         "list",
+        "delete",
         "aql",
         "workspace",
         "jira-attachment",
@@ -151,6 +154,7 @@ _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _ASSETS_RE = re.compile(r"^/jsm/assets/workspace/([^/]+)/v1/(.*)$")
 _GATEWAY_RE = re.compile(r"^/ex/jira/([^/]+)(/(?:rest|jsm)/.*)$")  # the API gateway's routes to a site
 _OBJECT_ATTACH_RE = re.compile(r"^attachments/object/([^/]+)(/credentials)?$")
+_ATTACHMENT_RE = re.compile(r"^attachments/([^/]+)$")
 _JIRA_ATTACHMENT_RE = re.compile(r"^/rest/api/3/attachment/(content/)?([^/]+)$")
 _JIRA_ISSUE_RE = re.compile(r"^/rest/api/3/issue/([^/]+)$")
 _MEDIA_DOWNLOAD_RE = re.compile(r"^/media/file/([^/]+)/binary$")
@@ -514,9 +518,10 @@ class _Handler(BaseHTTPRequestHandler):
                     close = True
             else:
                 close = True
-        body = json.dumps(payload).encode("utf-8")
+        body = b"" if status == 204 else json.dumps(payload).encode("utf-8")  # 204 No Content has no body
         self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        if body:
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -693,6 +698,9 @@ class _Handler(BaseHTTPRequestHandler):
         workspace, rest = unquote(match.group(1)), match.group(2)
         if rest == "object/aql":
             return ("aql", self._aql, (workspace,)) if method == "POST" else None
+        attachment = _ATTACHMENT_RE.match(rest)
+        if attachment and method == "DELETE":
+            return "delete", self._delete, (workspace, unquote(attachment.group(1)))
         obj = _OBJECT_ATTACH_RE.match(rest)
         if not obj:
             return None
@@ -1065,6 +1073,14 @@ class _Handler(BaseHTTPRequestHandler):
             wanted.append(item)
         beans = self.sim._link(object_id, wanted)
         return 201, beans
+
+    def _delete(self, workspace: str, attachment_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """``DELETE .../v1/attachments/{id}`` (undocumented on Cloud; what ``doctor --live`` cleans up with)."""
+        self._require_basic()
+        self._require_workspace(workspace)
+        if not self.sim._delete_attachment(attachment_id):
+            raise _error(404, f"No attachment found with id {attachment_id}")
+        return 204, None
 
     def _jira_attachment(self, attachment_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         self._require_basic()
@@ -2059,6 +2075,14 @@ class AtlassianSimulator:
                 self._attachments.append(attachment)
                 created.append(attachment)
         return [self._bean(a) for a in created]
+
+    def _delete_attachment(self, attachment_id: str) -> bool:
+        """Remove an attachment (its media stays linked: it cannot be attached again)."""
+        with self._lock:
+            kept = [a for a in self._attachments if str(a.id) != attachment_id]
+            deleted = len(kept) < len(self._attachments)
+            self._attachments = kept
+        return deleted
 
     def _bean(self, attachment: SimAttachment) -> dict[str, Any]:
         return {

@@ -29,6 +29,8 @@ NOT_FOR_LAMBDA = {
     "ATLASSIAN_SITE_URL",
     "ATLASSIAN_CLOUD_ID",
 }
+# Read by one function only, and set for that function (the handler's module name) by the template.
+ONE_FUNCTION = {"CANARY_OBJECT_ID": "canary"}
 # The contract's settings: the scan below must find at least these, or it has stopped seeing the code's reads.
 CONTRACT_SETTINGS = {
     "ATLASSIAN_SECRET_ID",
@@ -94,9 +96,9 @@ def walk(node: Any) -> Iterator[Any]:
 # ---------------------------------------------------------------- functions
 
 
-def test_there_is_a_webhook_and_a_worker(template: dict[str, Any]) -> None:
+def test_there_is_a_webhook_a_worker_and_the_canary(template: dict[str, Any]) -> None:
     handlers = {p["Handler"] for p in function_properties(template).values()}
-    assert handlers == {"assets_attach.handlers.webhook.lambda_handler", "assets_attach.handlers.worker.lambda_handler"}
+    assert handlers == {f"assets_attach.handlers.{entry}.lambda_handler" for entry in ("webhook", "worker", "canary")}
 
 
 def test_every_function_is_built_from_the_one_code_uri(template: dict[str, Any]) -> None:
@@ -121,8 +123,11 @@ def test_the_scan_sees_the_settings_the_code_reads() -> None:
 
 def test_every_variable_the_code_reads_is_set_for_every_function(template: dict[str, Any]) -> None:
     needed = variables_read_by_code() - NOT_FOR_LAMBDA
+    assert set(ONE_FUNCTION) <= needed
     for name, props in function_properties(template).items():
-        missing = needed - set(props["Environment"]["Variables"])
+        entry = props["Handler"].split(".")[-2]
+        wanted = {v for v in needed if ONE_FUNCTION.get(v, entry) == entry}
+        missing = wanted - set(props["Environment"]["Variables"])
         assert not missing, f"{name} lacks {sorted(missing)}"
 
 
@@ -392,3 +397,71 @@ def test_allowed_source_cidrs_restrict_post_attachments_when_set(template: dict[
     assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": {"Ref": "AllowedSourceCidrs"}}}
     # A changed policy reaches the stage only with a new deployment.
     assert api["AlwaysDeploy"] is True
+
+
+# ---------------------------------------------------------------- drift canary
+
+
+CANARY_RESOURCES = {"CanaryFunction", "CanaryRole", "CanaryLogGroup", "CanaryFailedAlarm"}
+
+
+def test_canary_parameters_default_to_off_and_daily(template: dict[str, Any]) -> None:
+    object_id, schedule = template["Parameters"]["CanaryObjectId"], template["Parameters"]["CanarySchedule"]
+    assert object_id["Type"] == schedule["Type"] == "String"
+    assert object_id["Default"] == ""
+    assert schedule["Default"] == "rate(1 day)"
+    for value in ("", "1234", "5b8c0f1e-7d1a-4c6e-9f2b-0a1b2c3d4e5f:1234"):
+        assert re.fullmatch(object_id["AllowedPattern"], value), value
+    assert not re.fullmatch(object_id["AllowedPattern"], "HW-42")  # an id, not a key
+    for value in ("rate(1 day)", "rate(6 hours)", "cron(0 6 * * ? *)"):
+        assert re.fullmatch(schedule["AllowedPattern"], value), value
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    for parameter in ("CanaryObjectId", "CanarySchedule"):
+        assert sum(g["Parameters"].count(parameter) for g in groups) == 1
+
+
+def test_the_canary_exists_only_with_an_object_id(template: dict[str, Any]) -> None:
+    assert template["Conditions"]["HasCanary"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CanaryObjectId"}, ""]}]}
+    resources = template["Resources"]
+    for name in CANARY_RESOURCES:
+        assert resources[name].get("Condition") == "HasCanary", name
+    # Nothing unconditional refers to a canary resource (it would not exist without the object id).
+    for name, resource in resources.items():
+        if resource.get("Condition") == "HasCanary":
+            continue
+        refs = {n.get("Ref") for n in walk(resource) if isinstance(n, dict)}
+        refs |= {(n.get("Fn::GetAtt") or [None])[0] for n in walk(resource) if isinstance(n, dict)}
+        assert not refs & CANARY_RESOURCES, name
+
+
+def test_the_canary_runs_on_its_schedule_with_its_object(template: dict[str, Any]) -> None:
+    canary = function_for(template, "canary")
+    (event,) = canary["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "CanarySchedule"}
+    assert canary["Environment"]["Variables"]["CANARY_OBJECT_ID"] == {"Ref": "CanaryObjectId"}
+    assert canary["Environment"]["Variables"]["ATLASSIAN_SECRET_ID"]  # from the Globals, as the other functions
+    assert canary["Role"] == {"Fn::GetAtt": ["CanaryRole", "Arn"]}
+    assert canary["LoggingConfig"] == {"LogGroup": {"Ref": "CanaryLogGroup"}}
+
+
+def test_the_canary_role_reads_the_secret_and_writes_its_logs_only(template: dict[str, Any]) -> None:
+    role = template["Resources"]["CanaryRole"]["Properties"]
+    assert "ManagedPolicyArns" not in role  # not the functions' shared S3 and DynamoDB access
+    statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"WriteOwnLogs", "Tracing", "ReadAtlassianSecret"}
+    assert statements["ReadAtlassianSecret"]["Action"] == "secretsmanager:GetSecretValue"
+    shared = template["Resources"]["AttachmentsAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (secret,) = [s for s in shared if s["Sid"] == "ReadAtlassianSecret"]
+    assert statements["ReadAtlassianSecret"]["Resource"] == secret["Resource"]
+    assert statements["WriteOwnLogs"]["Resource"] == {"Fn::GetAtt": ["CanaryLogGroup", "Arn"]}
+
+
+def test_a_failed_canary_run_raises_an_alarm_on_the_alarm_topic(template: dict[str, Any]) -> None:
+    alarm = alarm_on(template, "AssetsAttach", "CanaryFailed")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "assets-attach"}]
+    assert alarm["Statistic"] == "Maximum"  # the metric is 0 or 1 per run
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

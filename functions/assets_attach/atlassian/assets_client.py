@@ -8,6 +8,7 @@ Where each call goes (the site, ASSETS_API_BASE_URL, or the API gateway with ``c
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -92,6 +93,16 @@ class AssetsClient:
             f"object {object_id} has more than {len(found)} attachments; cannot list them all", step="list"
         )
 
+    def delete_attachment(self, attachment_id: str) -> None:
+        """``DELETE /v1/attachments/{id}``: undocumented on Cloud (``doctor --live`` tries it on its own test
+        attachment); an error status raises as from any call, so a 404 or 405 may mean that it is not offered."""
+
+        def call(secret: AtlassianSecret) -> None:
+            url = self._workspace_url(secret, f"/attachments/{quote(attachment_id, safe='')}")
+            send_basic(self._session, "delete", "DELETE", url, secret.basic_auth)
+
+        with_fresh_secret(self._secrets, call)
+
     def aql(self, query: str, max_results: int = 25) -> list[dict[str, Any]]:
         """Objects matching an AQL query (first page), without their attributes: ``includeAttributes`` defaults to
         true and nothing here reads them (ATLASSIAN_FACTS.md, "Assets (JSM) REST": set it false for a key lookup)."""
@@ -137,8 +148,7 @@ class AssetsClient:
         """A workspace-relative call (a 401 refetches the secret once, see ``with_fresh_secret``)."""
 
         def call(secret: AtlassianSecret) -> Any:
-            url = self._routes.assets(secret, self.workspace_id(secret)) + path
-            return self._send(step, method, url, secret, **kwargs)
+            return self._send(step, method, self._workspace_url(secret, path), secret, **kwargs)
 
         try:
             return with_fresh_secret(self._secrets, call)
@@ -151,6 +161,10 @@ class AssetsClient:
                     field="objectId",
                 ) from e
             raise
+
+    def _workspace_url(self, secret: AtlassianSecret, path: str) -> str:
+        """The one builder of a workspace-relative URL (through the API gateway where the secret has a cloudId)."""
+        return self._routes.assets(secret, self.workspace_id(secret)) + path
 
     def _send(self, step: Step, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
         try:

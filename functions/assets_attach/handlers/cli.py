@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError
@@ -167,8 +168,27 @@ def _fix_lines(runtime: Runtime | None, error: AttachError) -> list[str]:
 ADVISORY_CHECKS = frozenset({"secret keys"})
 
 
+def cmd_live_check(args: argparse.Namespace) -> int:
+    """``doctor --live``: every step for real (see live_check); one row per HTTP call, exit 0 only if all matched."""
+    from ..live_check import run_live_check
+
+    report = run_live_check(Settings.from_env(), args.object_id, chunked=args.chunked)
+    print("\n".join(report.lines()))
+    if args.record:
+        with Path(args.record).open("w", encoding="utf-8") as out:
+            json.dump(report.record(), out, indent=2)
+            out.write("\n")
+        print(f"      record (redacted) written to {args.record}")
+    return 0 if report.ok else 1
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Each check in turn, with a fix for the first that fails (later ones depend on it)."""
+    if args.live:
+        return cmd_live_check(args)
+    if args.chunked or args.record:
+        print("assets-attach: error: --chunked and --record go with --live", file=sys.stderr)
+        return 2
     checks: list[tuple[str, Callable[[Runtime], str]]] = [
         ("settings", check_settings),
         ("secret", check_secret),
@@ -244,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="check the settings, the secret and access to Atlassian")
     doctor.add_argument("--object-id", help="also fetch upload credentials for this object")
+    doctor.add_argument(
+        "--live",
+        action="store_true",
+        help="attach a small generated file to --object-id for real, one row per HTTP call, then delete it",
+    )
+    doctor.add_argument("--chunked", action="store_true", help="with --live: also send a 6 MiB file in chunks")
+    doctor.add_argument("--record", metavar="FILE", help="with --live: write the exchange, redacted, as JSON")
     doctor.set_defaults(run=cmd_doctor)
 
     workspace = commands.add_parser("workspace", help="print the Assets workspace id of a Jira site")
@@ -253,7 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.run is cmd_doctor and args.live and not args.object_id:
+        parser.error("doctor --live needs --object-id (the object that receives the test attachment)")
     try:
         return int(args.run(args))
     except AttachError as e:
