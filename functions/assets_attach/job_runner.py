@@ -11,12 +11,12 @@ from . import retry_policy
 from .atlassian.assets_client import AssetsClient, Attachment
 from .atlassian.jira_client import JiraClient
 from .attach import Attacher, FileSource, UploadProgress
-from .aws.attached_pairs import AttachedPairs, PairClaim, busy
+from .aws.attached_pairs import AttachedPairs, LostLink, PairBusyError, busy
 from .aws.job_store import JobStore
 from .aws.link_lease import Lease, LinkLeases
 from .aws.s3_source import S3Source
 from .errors import AtlassianError, AttachError, ContinueLaterError, LinkAmbiguousError, LinkOutcomeUnknownError
-from .jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, Target
+from .jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, LinkMarker, Target
 from .link_recovery import candidates, decide_recovery, marker_before_link
 from .observability import NAMESPACE, logger, metrics
 
@@ -101,6 +101,7 @@ class JobRunner:
         self._store.update(job_id, status="running", attempts=record.attempts + 1)
 
         resolved: dict[str, str] = {}  # object key → id, in this invocation
+        waiting: PairBusyError | None = None  # the first pair that waits for another job (the others go on)
         for index, ((wanted, target), state) in enumerate(zip(spec.pairs(), record.files, strict=True)):
             if state.done:
                 continue
@@ -114,6 +115,11 @@ class JobRunner:
                     if index == 0 and record.objectId is None:  # the job view's objectId: the first pair's
                         self._store.update(job_id, objectId=object_id)
                 self._attach_pair(job_id, index, object_id, wanted, state)
+            except PairBusyError as e:
+                logger.info("the pair waits for another job", extra={"waitingFor": e.holder_job})
+                if state.waitingFor != e.holder_job:
+                    self._store.update_file(job_id, index, waitingFor=e.holder_job)
+                waiting = waiting or e
             except Exception as caught:
                 error = retry_policy.permanent_error(caught)
                 if error is None:
@@ -126,7 +132,10 @@ class JobRunner:
                 )
                 self._store.update_file(job_id, index, status="failed", error=str(error), errorCode=error.code)
                 if wanted.jiraAttachmentId and object_id:
-                    self._pairs.release(wanted.jiraAttachmentId, object_id, f"{job_id}#{index}")
+                    lost = isinstance(error, LinkOutcomeUnknownError | LinkAmbiguousError)
+                    self._give_up_pair(job_id, index, wanted.jiraAttachmentId, object_id, may_have_linked=lost)
+        if waiting is not None:
+            raise waiting  # every free pair is done: the job looks again at the busy ones later
 
         failed = [f for f in self._stored(job_id).files if f.status == "failed"]
         if failed:
@@ -146,11 +155,26 @@ class JobRunner:
         return object_id
 
     def fail(self, job_id: str, reason: str) -> None:
-        """Give up on the job (its message is about to go to the dead-letter queue); its Jira pairs are free again."""
-        record = self._finish(job_id, "failed", reason)
-        for index, state in enumerate(record.files):
+        """Give up on the job (its message is about to go to the dead-letter queue); its Jira pairs go to the
+        next job: free where nothing was linked, else with the lost link to settle."""
+        for index, state in enumerate(self._finish(job_id, "failed", reason).files):
             if state.jiraAttachmentId and state.objectId and not state.done:
-                self._pairs.release(state.jiraAttachmentId, state.objectId, f"{job_id}#{index}")
+                linking = state.status == "linking"
+                self._give_up_pair(job_id, index, state.jiraAttachmentId, state.objectId, may_have_linked=linking)
+
+    def _give_up_pair(
+        self, job_id: str, index: int, jira_attachment_id: str, object_id: str, *, may_have_linked: bool
+    ) -> None:
+        """A Jira pair this job will not attach: released where its link surely made nothing, else left with its
+        lost link on the claim (the link may have worked: the next job settles that before it links again)."""
+        holder = f"{job_id}#{index}"
+        if not may_have_linked:
+            self._pairs.release(jira_attachment_id, object_id, holder)
+            return
+        state = self._stored(job_id).files[index]
+        logger.warning("a link of unknown outcome is left for the next job to settle", extra={"pair": holder})
+        lost = LostLink(state.linkMarker, state.filename, state.size or 0)
+        self._pairs.lost(jira_attachment_id, object_id, holder, lost)
 
     def _stored(self, job_id: str) -> JobRecord:
         record = self._store.get(job_id)
@@ -167,20 +191,14 @@ class JobRunner:
 
     def _attach_pair(self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord) -> None:
         holder = f"{job_id}#{index}"
-        if wanted.jiraAttachmentId:
-            claim = self._pairs.claim(wanted.jiraAttachmentId, object_id, holder)
-            if claim.attachment_id:
-                self._adopt(job_id, index, claim)
-                return
-            if claim.holder != holder:
-                raise busy(wanted.jiraAttachmentId, object_id, claim)
-        if state.status == "linking":
-            adopted = self._recovered(job_id, index, object_id, wanted, state, holder)
-            if adopted is not None:
-                return
+        # This job's own interrupted link first: its copy may exist whoever holds the pair's claim by now.
+        if state.status == "linking" and self._recovered(job_id, index, object_id, wanted, state, holder):
+            return
+        if wanted.jiraAttachmentId and self._settled_by_claim(job_id, index, object_id, wanted.jiraAttachmentId):
+            return
         self._leases.check_free(object_id, holder)  # no upload in vain while another job links to the object
         source = self._source(wanted)
-        self._store.update_file(job_id, index, status="uploading")
+        self._store.update_file(job_id, index, status="uploading", waitingFor=None)
         lease: Lease | None = None
 
         def before_link(media_id: str) -> None:
@@ -240,12 +258,37 @@ class JobRunner:
         if wanted.jiraAttachmentId:
             self._pairs.attached(wanted.jiraAttachmentId, object_id, holder, attachment_id)
 
-    def _adopt(self, job_id: str, index: int, claim: PairClaim) -> None:
+    def _settled_by_claim(self, job_id: str, index: int, object_id: str, jira_attachment_id: str) -> bool:
+        """Claim the Jira pair for this job: True when it turns out attached (adopted), False when this job is to
+        attach it; PairBusyError while another job holds it. A lost link another job left is settled first."""
+        holder = f"{job_id}#{index}"
+        claim = self._pairs.claim(jira_attachment_id, object_id, holder)
+        if claim.attachment_id:
+            self._adopt(job_id, index, claim.attachment_id, claim.job_id)
+            return True
+        if claim.holder == holder:
+            return False
+        if claim.lost_link is None:
+            raise busy(jira_attachment_id, object_id, claim)
+        lost = claim.lost_link
+
+        def adopt(attachment_id: str) -> None:
+            self._pairs.attached(jira_attachment_id, object_id, claim.holder, attachment_id)
+            self._adopt(job_id, index, attachment_id, claim.job_id)
+
+        logger.info("settling the link another job lost", extra={"lostBy": claim.job_id})
+        if self._settle_lost_link(object_id, holder, lost.marker, lost.filename, lost.size, adopt) is not None:
+            return True
+        if self._pairs.take_over(jira_attachment_id, object_id, holder, claim):
+            return False
+        return self._settled_by_claim(job_id, index, object_id, jira_attachment_id)  # settled by another meanwhile
+
+    def _adopt(self, job_id: str, index: int, attachment_id: str, by_job: str) -> None:
         """The pair is attached already: by an earlier run of this job, or by another job (named in the record)."""
-        attached_by = None if claim.job_id == job_id else claim.job_id
+        attached_by = None if by_job == job_id else by_job
         logger.info("the Jira attachment is on the object already", extra={"attachedBy": attached_by})
         self._store.update_file(
-            job_id, index, status="attached", attachmentId=claim.attachment_id, attachedBy=attached_by
+            job_id, index, status="attached", attachmentId=attachment_id, attachedBy=attached_by, waitingFor=None
         )
 
     def _attachments(self, object_id: str) -> list[Attachment] | None:
@@ -261,11 +304,30 @@ class JobRunner:
     def _recovered(
         self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord, holder: str
     ) -> str | None:
-        """After an interrupted link: its attachment's id if it is there and provably this file's (now recorded);
-        None if the list proves it absent (link again). Anything in between fails the file; nothing is guessed."""
+        """After this job's interrupted link: its attachment's id if it is there and provably this file's (now
+        recorded); None if the list proves it absent (link again). Anything in between fails the file."""
+
+        def adopt(attachment_id: str) -> None:
+            logger.info("an interrupted link had attached this file", extra={"attachmentId": attachment_id})
+            self._pair_attached(wanted, object_id, holder, attachment_id)  # first, as in _attach_pair
+            self._store.update_file(job_id, index, status="attached", attachmentId=attachment_id)
+
+        return self._settle_lost_link(object_id, holder, state.linkMarker, wanted.filename, wanted.size, adopt)
+
+    def _settle_lost_link(
+        self,
+        object_id: str,
+        holder: str,
+        marker: LinkMarker | None,
+        filename: str,
+        size: int,
+        adopt: Callable[[str], None],
+    ) -> str | None:
+        """Whether a link of unknown outcome (made under ``marker``, with ``filename`` and ``size``) attached the
+        file: ``adopt(id)`` is called (before the lease goes) and the id returned where it provably did; None where
+        the list proves it did not (link again). Anything in between raises; nothing is guessed."""
         lease = self._leases.acquire(object_id, holder)
         listed = self._attachments(object_id)
-        marker = state.linkMarker
         # After a crash the lease may still be the interrupted link's own generation, whose outcome is unknown.
         this_generation_made_nothing = (
             {} if marker and lease.generation == marker.generation else {lease.generation: None}
@@ -277,17 +339,14 @@ class JobRunner:
                 "to tell; check the object and attach the file again if it is missing",
                 step="link",
             )
-        found = candidates(listed, marker, wanted.filename, wanted.size)
+        found = candidates(listed, marker, filename, size)
         made_by_others = self._leases.linked_between(object_id, marker.generation, lease.generation) if found else set()
         recovery = decide_recovery(found, made_by_others)
         now_and_then = {lease.generation: None, marker.generation: recovery.attachment_id}
         if recovery.action == "adopt" and recovery.attachment_id:
-            adopted = recovery.attachment_id
-            logger.info("an interrupted link had attached this file", extra={"attachmentId": adopted})
-            self._pair_attached(wanted, object_id, holder, adopted)  # first, as in _attach_pair
-            self._store.update_file(job_id, index, status="attached", attachmentId=adopted)
+            adopt(recovery.attachment_id)
             self._leases.release(lease, now_and_then)
-            return adopted
+            return recovery.attachment_id
         if recovery.action == "relink":
             logger.info("the interrupted link made no attachment; attaching again")
             self._leases.release(lease, now_and_then)

@@ -148,6 +148,9 @@ class JobMessage(BaseModel):
     jobId: str
     spec: JobSpec
     resumes: int = 0  # how often the job continued in a new message (out of time, or the link lease was taken)
+    # Since when (epoch seconds) the job has only waited for pairs other jobs hold: such waits are bounded in time,
+    # not counted as resumes.
+    waitingSince: float | None = None
 
 
 class LinkMarker(BaseModel):
@@ -197,6 +200,7 @@ class FileRecord(BaseModel):
     linkMarker: LinkMarker | None = None
     attachmentId: str | None = None
     attachedBy: str | None = None  # another job that had attached this Jira attachment to this object
+    waitingFor: str | None = None  # another job that holds this Jira pair; this one waits for it
     error: str | None = None
     errorCode: str | None = None
 
@@ -223,9 +227,12 @@ class FileView(BaseModel):
     integrityCheck: str | None = Field(
         default=None,
         description="how the bytes were proven the source's: an S3 full-object checksum (crc64nvme, crc32c, crc32, "
-        "sha256, sha1), the ETag's md5, or size (the byte count alone)",
+        "sha512, sha256, sha1), the ETag's md5, or size (the byte count alone)",
     )
     attachedBy: str | None = Field(default=None, description="the job that had attached this Jira attachment")
+    waitingFor: str | None = Field(
+        default=None, description="the job attaching this Jira attachment to this object now; this pair waits for it"
+    )
     error: str | None = None
     errorCode: str | None = None
 

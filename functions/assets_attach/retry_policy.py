@@ -23,6 +23,11 @@ MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit
 SLEEP_MARGIN_SECONDS = 30.0
 # A job continues in a new message at most this often (out of time, or the link lease taken).
 MAX_RESUMES = 50
+# A pair that another job holds is waited for in time, not in resumes: looked at again after a quarter of the time
+# waited so far (10 s to 5 min), for as long as a live holder can keep its claim (an hour past SQS's longest park).
+PAIR_WAIT_FIRST_SECONDS = 10.0
+PAIR_WAIT_MAX_SECONDS = 300.0
+PAIR_WAIT_LIMIT_SECONDS = MAX_VISIBILITY_SECONDS + 2 * 3600
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -78,3 +83,11 @@ def decide(
     if inline_try < MAX_INLINE_RETRIES and wait <= INLINE_WAIT_SECONDS and time_left > wait + SLEEP_MARGIN_SECONDS:
         return Decision("sleep", wait)
     return Decision("hand_back", wait)
+
+
+def pair_wait_seconds(waited: float) -> float | None:
+    """How long a job whose only pairs left are held by other jobs waits before it looks again, having waited
+    ``waited`` seconds so far; None once it has waited longer than any live holder keeps a claim."""
+    if waited > PAIR_WAIT_LIMIT_SECONDS:
+        return None
+    return min(PAIR_WAIT_MAX_SECONDS, max(PAIR_WAIT_FIRST_SECONDS, waited / 4))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -356,3 +357,36 @@ def test_concurrent_waiting_requests_each_get_their_own_job(
 
     assert {r.status_code for r in replies.values()} == {200}
     assert {i: r.json()["files"][0]["jiraAttachmentId"] for i, r in replies.items()} == {i: i for i in ids}
+
+
+def test_a_parked_holder_does_not_starve_the_next_all_run(stack: LocalStack, api: str, worker: LocalWorker) -> None:
+    """Issue 18 §1: job A holds (X, object) and is parked on a 429 with Retry-After; job B, the next "all" run,
+    attaches the new attachment Y at once, waits for X in time (its pair says which job it waits for), and adopts
+    A's copy when A is done. Each attachment lands once."""
+    x, x_data = jira_file(stack, "SUP-30", "first.pdf")
+    body = {"objectId": "1234", "jiraAttachments": "all", "issueKey": "SUP-30"}
+    job_a = post(api, stack, body).json()
+    stack.sim.inject("jira-content", Fault(status=429, retry_after=12))  # A is parked, holding X's claim
+    worker.poll_once()
+    y, y_data = jira_file(stack, "SUP-30", "second.pdf")
+    job_b = post(api, stack, body).json()
+    worker.poll_once()
+
+    waiting = job_status(stack, job_b["statusUrl"])
+    by_id = {f["jiraAttachmentId"]: f for f in waiting["files"]}
+    assert (by_id[x]["status"], by_id[x].get("waitingFor")) == ("pending", job_a["jobId"])
+    assert by_id[y]["status"] == "attached"  # not starved behind X
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not all(
+        job_status(stack, job["statusUrl"])["status"] == "succeeded" for job in (job_a, job_b)
+    ):
+        worker.poll_once(wait_seconds=1)
+
+    done = {f["jiraAttachmentId"]: f for f in job_status(stack, job_b["statusUrl"])["files"]}
+    assert (done[x]["status"], done[x]["attachedBy"], done[x].get("waitingFor")) == ("attached", job_a["jobId"], None)
+    assert landed(stack, "1234") == {
+        "first.pdf": (sha(x_data), len(x_data), "application/pdf"),
+        "second.pdf": (sha(y_data), len(y_data), "application/pdf"),
+    }
+    assert len(stack.sim.attachments("1234")) == 2

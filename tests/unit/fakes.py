@@ -18,7 +18,7 @@ from typing import Any, cast
 from assets_attach.atlassian.assets_client import Attachment
 from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
 from assets_attach.attach import Attacher
-from assets_attach.aws.attached_pairs import PairClaim
+from assets_attach.aws.attached_pairs import LostLink, PairClaim
 from assets_attach.aws.job_store import JobExistsError
 from assets_attach.aws.link_lease import Lease, lease_taken
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
@@ -104,7 +104,7 @@ class FakeLeases:
 
 @dataclass
 class FakePairs:
-    """Jira (attachment, object) pairs: holder and attachment id (claims never run out here)."""
+    """Jira (attachment, object) pairs: holder, attachment id and lost link (claims never run out here)."""
 
     claims: dict[tuple[str, str], PairClaim] = field(default_factory=dict)
 
@@ -113,6 +113,16 @@ class FakePairs:
 
     def attached(self, jira_attachment_id: str, object_id: str, holder: str, attachment_id: str) -> None:
         self.claims[(jira_attachment_id, object_id)] = PairClaim(holder, attachment_id)
+
+    def take_over(self, jira_attachment_id: str, object_id: str, holder: str, lost: PairClaim) -> bool:
+        if self.claims.get((jira_attachment_id, object_id)) != lost:
+            return False
+        self.claims[(jira_attachment_id, object_id)] = PairClaim(holder, None)
+        return True
+
+    def lost(self, jira_attachment_id: str, object_id: str, holder: str, link: LostLink) -> None:
+        if self.claims.get((jira_attachment_id, object_id)) == PairClaim(holder, None):
+            self.claims[(jira_attachment_id, object_id)] = PairClaim(holder, None, link)
 
     def release(self, jira_attachment_id: str, object_id: str, holder: str) -> None:
         if self.claims.get((jira_attachment_id, object_id)) == PairClaim(holder, None):
@@ -171,6 +181,7 @@ class FakeAtlassian:
         self._ids = itertools.count(1)
         self.lose_next_link_reply = False
         self.on_link: Callable[[], None] | None = None
+        self.list_available = True  # False: the (undocumented) list endpoint answers 404
 
     # -- AssetsClient
     def media_credentials(self, object_id: str) -> MediaCredentials:
@@ -194,6 +205,8 @@ class FakeAtlassian:
         return attachment
 
     def list_attachments(self, object_id: str) -> list[Attachment]:
+        if not self.list_available:
+            raise AtlassianError("Atlassian answered 404", step="list", status=404)
         return list(self.attachments[object_id])
 
     def find_object_id(self, object_key: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 from unit.fakes import JobCore
 
 from assets_attach import retry_policy
+from assets_attach.aws.attached_pairs import PairBusyError, PairClaim
 from assets_attach.errors import AtlassianError, AttachError, BadRequestError, ContinueLaterError
 from assets_attach.job_runner import DeadlineError
 from assets_attach.jobs import JobFile, JobSpec
@@ -221,3 +222,99 @@ def test_a_crash_after_a_jira_pair_is_linked_leaves_it_to_adopt_not_to_wait_for(
     [attachment] = core.atlassian.attachments[OBJECT]
     assert again.status == "succeeded" and again.files[0].attachmentId == attachment.id
     assert other.status == "succeeded" and other.files[0].attachedBy == "j1"
+
+
+# --------------------------------------------------------------------------------------------- claims across jobs
+
+
+def jira_job(core: JobCore, *ids: str, s3: tuple[str, bytes] | None = None) -> JobSpec:
+    """A job with Jira attachments ``ids`` (and one S3 file) for OBJECT."""
+    core.atlassian.attachments.setdefault(OBJECT, [])
+    files = []
+    for attachment_id in ids:
+        core.jira.attachments.setdefault(attachment_id, f"content of {attachment_id}".encode())
+        size = len(core.jira.attachments[attachment_id])
+        files.append(JobFile(jiraAttachmentId=attachment_id, filename=f"{attachment_id}.pdf", size=size))
+    if s3 is not None:
+        core.s3.objects[("bkt", s3[0])] = s3[1]
+        files.append(JobFile(bucket="bkt", key=s3[0], filename=s3[0], size=len(s3[1])))
+    return JobSpec(objectIds=[OBJECT], files=files)
+
+
+def test_a_pair_another_job_holds_waits_while_the_jobs_other_pairs_are_attached() -> None:
+    """Issue 18 §1: job B (the next "all" run) must not be starved by job A, parked while it holds a pair."""
+    core = JobCore()
+    core.pairs.claim("10001", OBJECT, "jobA#0")  # A holds it: parked on a long Retry-After, or slow
+    job = jira_job(core, "10001", "10002", s3=("new.txt", b"new"))
+
+    with pytest.raises(PairBusyError) as waiting:
+        core.runner.run("jobB", job, time_left=lambda: PLENTY)
+
+    assert waiting.value.holder_job == "jobA" and not isinstance(waiting.value, AtlassianError)
+    record = core.store.get("jobB")
+    assert record is not None
+    assert [(f.status, f.waitingFor) for f in record.files] == [
+        ("pending", "jobA"),  # the job view says which pair waits on which job
+        ("attached", None),
+        ("attached", None),
+    ]
+    core.pairs.attached("10001", OBJECT, "jobA#0", "77")  # A finishes
+    done = core.runner.run("jobB", job, time_left=lambda: PLENTY)
+    assert done.status == "succeeded"
+    assert (done.files[0].attachmentId, done.files[0].attachedBy, done.files[0].waitingFor) == ("77", "jobA", None)
+
+
+@pytest.mark.parametrize("link_made", [True, False], ids=["the lost link had attached it", "it had not"])
+def test_a_claim_whose_link_outcome_is_unknown_is_settled_by_the_next_job_not_released(link_made: bool) -> None:
+    """Issue 18 §2: after a lost link reply, the job that gives up leaves the claim with its lost link; the next
+    job settles it (list, marker, generation ring): adopts the copy, or links once."""
+    core = JobCore()
+    job = jira_job(core, "10001")
+    if link_made:
+        core.atlassian.lose_next_link_reply = True
+    else:
+
+        def lost_on_the_way() -> None:
+            core.atlassian.on_link = None
+            raise AtlassianError("cannot reach Atlassian (ConnectionError)", step="link", retryable=True)
+
+        core.atlassian.on_link = lost_on_the_way
+    with pytest.raises(AtlassianError):
+        core.runner.run("jobA", job, time_left=lambda: PLENTY)
+    core.atlassian.list_available = False  # A's retry cannot tell what its lost link did: the pair fails
+    failed = core.runner.run("jobA", job, time_left=lambda: PLENTY)
+    assert failed.files[0].errorCode == "link_outcome_unknown"
+    claim = core.pairs.claims[("10001", OBJECT)]
+    assert claim.holder == "jobA#0" and claim.lost_link is not None  # kept, not released
+
+    core.atlassian.list_available = True
+    later = core.runner.run("jobB", job, time_left=lambda: PLENTY)  # the next "all" run
+
+    [attachment] = core.atlassian.attachments[OBJECT]  # one copy, whichever way
+    assert later.status == "succeeded" and later.files[0].attachmentId == attachment.id
+    assert later.files[0].attachedBy == ("jobA" if link_made else None)
+    assert core.pairs.claims[("10001", OBJECT)].attachment_id == attachment.id
+
+
+def test_a_job_whose_link_outcome_was_lost_checks_its_own_link_before_adopting_another_jobs() -> None:
+    """Issue 18 §3: A's link was made but answered 503; while A was parked, B attached the pair. A, back, must
+    find its own copy (and say so), not adopt B's and call the pair done with one id."""
+    core = JobCore()
+    job = jira_job(core, "10001")
+    core.atlassian.lose_next_link_reply = True
+    with pytest.raises(AtlassianError):
+        core.runner.run("jobA", job, time_left=lambda: PLENTY)
+    [made_by_a] = core.atlassian.attachments[OBJECT]
+    core.pairs.claims[("10001", OBJECT)] = PairClaim("jobB#0", "999")  # as if A's claim had run out and B linked
+
+    again = core.runner.run("jobA", job, time_left=lambda: PLENTY)
+
+    assert again.files[0].attachmentId == made_by_a.id and again.files[0].attachedBy is None
+
+
+@pytest.mark.parametrize(
+    ("waited", "wait"),
+    [(0, 10.0), (30, 10.0), (400, 100.0), (3600, 300.0), (retry_policy.PAIR_WAIT_LIMIT_SECONDS + 1, None)],
+)
+def test_waiting_for_other_jobs_is_counted_in_time(waited: float, wait: float | None) -> None:
+    assert retry_policy.pair_wait_seconds(waited) == wait

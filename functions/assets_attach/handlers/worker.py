@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from .. import retry_policy, s3_drop
+from ..aws.attached_pairs import PairBusyError
 from ..errors import AttachError
 from ..job_runner import count_failure
 from ..jobs import JobMessage
@@ -53,13 +54,24 @@ def hand_back(record: SQSRecord, runtime: Runtime, wait: float) -> None:
 
 
 def continue_in_new_message(message: JobMessage, runtime: Runtime, reason: AttachError) -> None:
-    """Out of time, or the object's link lease is taken: queue the rest of the job as a fresh message (fresh
-    receive count), visible after the wait the reason asks for."""
-    if message.resumes >= retry_policy.MAX_RESUMES:
+    """Out of time, the object's link lease taken, or only pairs that other jobs hold left: queue the rest of the
+    job as a fresh message (fresh receive count), visible after the wait the reason asks for. Waiting for other
+    jobs' pairs is bounded in time (retry_policy.pair_wait_seconds), the rest in resumes."""
+    if isinstance(reason, PairBusyError):
+        now = time.time()
+        since = message.waitingSince or now
+        wait = retry_policy.pair_wait_seconds(now - since)
+        if wait is None:
+            runtime.job_runner.fail(message.jobId, f"waited {(now - since) / 3600:.0f} h for other jobs: {reason}")
+            return
+        update: dict[str, Any] = {"waitingSince": since}
+    elif message.resumes >= retry_policy.MAX_RESUMES:
         runtime.job_runner.fail(message.jobId, f"not finished after {message.resumes} invocations: {reason}")
         return
-    delay = math.ceil(reason.retry_after or 0)
-    runtime.job_queue.send(message.model_copy(update={"resumes": message.resumes + 1}), delay_seconds=delay)
+    else:
+        wait, update = reason.retry_after or 0, {"resumes": message.resumes + 1, "waitingSince": None}
+    delay = math.ceil(wait)
+    runtime.job_queue.send(message.model_copy(update=update), delay_seconds=delay)
     logger.info("the job continues in a new message", extra={"reason": str(reason), "delaySeconds": delay})
 
 
