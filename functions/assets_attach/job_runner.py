@@ -95,6 +95,9 @@ class JobRunner:
         if record is None:
             self._store.create_if_absent(job_id, spec)
             record = self._stored(job_id)
+        elif len(record.files) != len(spec.pairs()):  # what a failed S3 drop left, before its objects were known
+            self._store.replace_failed_drop(job_id, spec)
+            record = self._stored(job_id)
         if all(f.done for f in record.files):
             logger.info("every file of this job is done; nothing to do", extra={"status": record.status})
             return record

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from assets_attach import retry_policy
+from assets_attach.aws.job_store import JobStore
+from assets_attach.errors import AttachError
 from assets_attach.runtime import get_runtime
 from devstack.atlassian_sim import Fault, SimRequest
 from devstack.lambda_local import LocalWorker
@@ -390,3 +392,21 @@ def test_a_parked_holder_does_not_starve_the_next_all_run(stack: LocalStack, api
         "second.pdf": (sha(y_data), len(y_data), "application/pdf"),
     }
     assert len(stack.sim.attachments("1234")) == 2
+
+
+def test_a_wait_whose_record_cannot_be_read_answers_202_not_503(
+    stack: LocalStack, api: str, worker: LocalWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 §7: the job is queued; only watching it failed. "Nothing was accepted" would be untrue."""
+    attachment_id, _ = jira_file(stack, "SUP-13", "queued.pdf")
+
+    def unreadable(self: JobStore, job_id: str, seconds: float) -> None:
+        raise AttachError("cannot read the job (ProvisionedThroughputExceededException)", step="jobs", retryable=True)
+
+    monkeypatch.setattr(JobStore, "wait_until_done", unreadable)
+
+    reply = post(api, stack, {"objectId": "1234", "jiraAttachments": [attachment_id], "wait": True})
+
+    assert reply.status_code == 202, reply.text
+    worker.drain()
+    assert job_status(stack, reply.json()["statusUrl"])["status"] == "succeeded"

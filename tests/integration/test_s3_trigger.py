@@ -187,3 +187,26 @@ def test_a_large_drop_is_streamed(dropping: LocalStack, sim: AtlassianSimulator)
     assert (landed["big.zip"].size, landed["big.zip"].sha256) == (512 * MiB, big_sha)
     print(f"worker peak RSS: 1 MiB drop {small_rss / MiB:.1f} MiB, 512 MiB drop {big_rss / MiB:.1f} MiB")
     assert big_rss - small_rss <= 64 * MiB
+
+
+def test_a_drop_naming_several_objects_redriven_after_its_failure_attaches_to_each(
+    dropping: LocalStack, worker: LocalWorker, api: str
+) -> None:
+    """Issue 18 §6: a drop that failed for good leaves a failed job record of one entry (its objects unknown then);
+    redriven from the dead-letter queue, it must become the whole job, not attach to the first object and fail."""
+    from assets_attach.runtime import get_runtime
+
+    dropping.sim.add_object("5678", "HW-43")
+    key = "attachments/inbox/redriven.pdf"
+    dropping.put(key, b"%PDF-1.7 redriven", **{"assets-object-id": "1234,5678"})
+    head = dropping.client("s3").head_object(Bucket=dropping.bucket, Key=key)
+    job_id = s3_drop.Drop(dropping.bucket, key, None, None, head["ETag"].strip('"')).job_id
+    get_runtime().jobs.record_failed_drop(job_id, dropping.bucket, key, "gave up after 5 attempts: S3 was down")
+
+    worker.drain()  # the message, as if redriven from the dead-letter queue
+
+    for object_id in ("1234", "5678"):
+        assert [a.filename for a in dropping.sim.attachments(object_id)] == ["redriven.pdf"]
+    job = job_of(dropping, api, key)
+    assert job["status"] == "succeeded", job
+    assert [(f["objectId"], f["status"]) for f in job["files"]] == [("1234", "attached"), ("5678", "attached")]

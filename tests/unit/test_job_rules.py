@@ -11,6 +11,7 @@ from assets_attach.atlassian.url_policy import require_secure_url
 from assets_attach.attach_request import parse_attach_request
 from assets_attach.aws.s3_source import _translate
 from assets_attach.errors import AttachError, BadRequestError, ConfigError
+from assets_attach.handlers.webhook import wait_budget
 from assets_attach.job_runner import seconds_needed
 from assets_attach.jobs import JobRecord
 from assets_attach.pins import pin_for
@@ -194,3 +195,23 @@ def test_s3_errors_under_a_pin_say_deleted_or_changed() -> None:
     assert translate("PreconditionFailed", True).code == "source_changed"
     assert translate("NoSuchKey", False).code == "source_not_found"
     assert translate("SlowDown", True).retryable
+
+
+@pytest.mark.parametrize(
+    ("requested", "invocation_left", "received_ago", "budget"),
+    [
+        (25, 28.9, 0.1, 21.0),  # a warm start: API Gateway's 29 s since the request, less the answer's margin
+        (25, 28.9, 6.0, 19.0),  # a cold start's 6 s of init count against API Gateway's 29 s, not the invocation's
+        (5, 28.9, 0.1, 1.0),
+        (25, 10.0, 0.1, 6.0),  # the invocation's own timeout
+        (25, 28.9, 27.0, 0.0),  # nothing left: answer 202 at once
+        (25, 28.9, None, 21.0),  # no request time known: the invocation's time left alone
+    ],
+)
+def test_a_wait_ends_in_time_for_api_gateways_29_s_counted_from_the_request(
+    requested: float, invocation_left: float, received_ago: float | None, budget: float
+) -> None:
+    """Issue 18 §8: API Gateway's 29 s cover a cold start's init too."""
+    now = 1_800_000_000.0
+    received = now - received_ago if received_ago is not None else 0.0
+    assert wait_budget(requested, invocation_left=invocation_left, received=received, now=now) == pytest.approx(budget)

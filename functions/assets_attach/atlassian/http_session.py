@@ -11,6 +11,7 @@ appends at an offset), get a session of their own with ``media_retry``: every me
 from __future__ import annotations
 
 import random
+import re
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,6 +35,23 @@ MAX_INLINE_WAIT_SECONDS = 5.0
 # limiting" guidance for Jira Cloud, ATLASSIAN_FACTS.md).
 RATE_LIMIT_FIRST_WAIT_SECONDS = 2.0
 USER_AGENT = f"assets-attach/{__version__}"
+_URL_QUERY = re.compile(r"\?[^\s'\"()]*")
+
+
+class QuerylessErrorsAdapter(HTTPAdapter):
+    """An adapter whose errors do not quote a URL's query. requests' exception text names the URL, and a media
+    download URL's query is a signed token: X-Ray's requests patch records that text in the trace (``cause``),
+    and logs may show it. The query is cut from the message here, below every caller and every patch."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.RequestException as e:
+            text = str(e)
+            safe = _URL_QUERY.sub("?<query removed>", text)
+            if safe == text:
+                raise
+            raise type(e)(safe, request=e.request, response=e.response) from None
 
 
 class BoundedRetry(Retry):
@@ -102,7 +120,7 @@ def new_session(connections: int = 4, retry: Retry | None = None) -> requests.Se
         raise_on_status=False,
     )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=connections)
+    adapter = QuerylessErrorsAdapter(max_retries=retry, pool_connections=4, pool_maxsize=connections)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT

@@ -73,6 +73,14 @@ class JobStore:
             return False
         return True
 
+    def replace_failed_drop(self, job_id: str, spec: JobSpec) -> None:
+        """Replace the record a failed S3 drop left (one entry, written before the drop's objects were known) with
+        the job's own, now that the drop (redriven from the dead-letter queue) became one; a record that any
+        attempt has touched is kept (JobExistsError)."""
+        record = {**queued_record(job_id, spec), "expiresAt": _expires_at()}
+        with _dynamodb("start the redriven drop's job"):
+            self._table.put_item(Item=record, ConditionExpression=Attr("attempts").eq(0) & Attr("origin").eq("s3"))
+
     def record_failed_drop(self, job_id: str, bucket: str, key: str, reason: str) -> None:
         """An S3 drop that could not become a job still leaves a failed job record saying why. Its file stays
         ``pending``, so a message redriven from the dead-letter queue runs the job after all."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -36,7 +37,10 @@ from ..observability import logger, metrics, tracer
 from ..runtime import get_runtime
 
 app = APIGatewayRestResolver()
-ANSWER_MARGIN_SECONDS = 2.0  # time kept to answer after a wait
+# API Gateway gives a Lambda integration 29 s from the moment it received the request, a cold start's init included:
+# a wait ends this long before that (and before this invocation's own timeout), to answer in time.
+API_GATEWAY_SECONDS = 29.0
+ANSWER_MARGIN_SECONDS = 4.0
 
 
 class UnauthorizedError(AttachError):
@@ -136,11 +140,28 @@ def create_job() -> Response[str]:
     return json_response(HTTPStatus.ACCEPTED, JobAccepted(jobId=job_id, statusUrl=status_url(job_id)))
 
 
+def wait_budget(requested: float, *, invocation_left: float, received: float, now: float) -> float:
+    """Seconds a wait may last: what the request asked, within this invocation's time left and API Gateway's 29 s
+    since it ``received`` the request (epoch seconds; 0 where unknown), keeping ANSWER_MARGIN_SECONDS to answer."""
+    gateway_left = received + API_GATEWAY_SECONDS - now if received else invocation_left
+    return max(0.0, min(requested, invocation_left, gateway_left) - ANSWER_MARGIN_SECONDS)
+
+
 def wait_for(job_id: str, seconds: float) -> JobRecord | None:
-    """The finished job, watched in its record (the worker does the work), or None when time ran out; the
-    wait ends early enough for API Gateway's 29 s and this invocation's own timeout."""
-    time_left = app.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
-    return get_runtime().jobs.wait_until_done(job_id, min(seconds, time_left))
+    """The finished job, watched in its record (the worker does the work), or None when time ran out or the
+    record cannot be read (the job is queued all the same: the caller answers 202). The wait ends early enough for
+    API Gateway's 29 s, counted from when it received the request, and for this invocation's own timeout."""
+    budget = wait_budget(
+        seconds,
+        invocation_left=app.lambda_context.get_remaining_time_in_millis() / 1000,
+        received=app.current_event.request_context.request_time_epoch / 1000,
+        now=time.time(),
+    )
+    try:
+        return get_runtime().jobs.wait_until_done(job_id, budget)
+    except AttachError as e:
+        logger.warning("the job's record cannot be read; answering that it is queued", extra={"error": str(e)})
+        return None
 
 
 @app.get("/attachments/jobs/<job_id>")
