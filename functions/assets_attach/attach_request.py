@@ -216,17 +216,18 @@ def parse_attach_request(data: Any, workspace_id: Callable[[], str]) -> AttachRe
     return AttachRequest(object_ids, object_keys, files, jira, body.issueKey, _wait_seconds(body.wait))
 
 
-def check_counts(request: AttachRequest, jira_files: int) -> None:
-    """At most MAX_FILES files and MAX_PAIRS (file, object) pairs, once the Jira attachments are counted."""
+def check_counts(request: AttachRequest, jira_files: int, objects: int) -> None:
+    """At most MAX_FILES files and MAX_PAIRS (file, object) pairs, once the Jira attachments are counted and the
+    ``objects`` resolved (each once)."""
     files = len(request.files) + jira_files
     if files > MAX_FILES:
         raise BadRequestError(
             f"{files} files; at most {MAX_FILES} per request, S3 and Jira together", field="jiraAttachments"
         )
-    pairs = files * len(request.objects)
+    pairs = files * objects
     if pairs > MAX_PAIRS:
         raise BadRequestError(
-            f"{files} file(s) × {len(request.objects)} objects = {pairs} attachments; at most {MAX_PAIRS} per request",
+            f"{files} file(s) × {objects} objects = {pairs} attachments; at most {MAX_PAIRS} per request",
             field="objectKey" if request.object_keys else "objectId",
         )
     if request.jira and request.jira.filename is not None and jira_files != 1:

@@ -1,8 +1,10 @@
 """Accepting a webhook request: check and pin every file, then record and queue the job exactly once.
 
-S3 objects are pinned to the version (or ETag) HeadObject describes; Jira attachments are looked up on the
-site (``all``: the issue's attachments at this moment) and pinned by their id. The answer (202) goes out only
-after the job record is written and its message is on the queue. The same request within 24 hours (same
+Objects named by key are resolved to their ids first (AQL, which ignores case), and the same object named twice
+(``HW-42, hw-42``, or by id and by key) is one object. S3 objects are pinned to the version (or ETag) HeadObject
+describes; Jira attachments are looked up on the site and pinned by their id (``all``: the issue's attachments
+at this moment that are not on every object yet; the limits apply to that work left). The answer (202) goes out
+only after the job record is written and its message is on the queue. The same request within 24 hours (same
 objects, same S3 object versions, same Jira attachments, same names) returns the first job's id and queues
 nothing: Powertools idempotency, keyed on exactly those fields.
 """
@@ -12,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .atlassian.jira_client import JiraClient
+from .atlassian.assets_client import AssetsClient
+from .atlassian.jira_client import JiraAttachment, JiraClient
 from .attach_request import AttachRequest, WantedFile, check_counts
+from .aws.attached_pairs import AttachedPairs
 from .aws.job_queue import JobQueue
 from .aws.job_store import JobStore
 from .aws.s3_source import S3Source
@@ -37,6 +41,8 @@ class Intake:
         self,
         s3: S3Source,
         jira: JiraClient,
+        assets: AssetsClient,
+        pairs: AttachedPairs,
         store: JobStore,
         queue: JobQueue,
         *,
@@ -46,6 +52,8 @@ class Intake:
     ) -> None:
         self._s3 = s3
         self._jira = jira
+        self._assets = assets
+        self._pairs = pairs
         self._store = store
         self._queue = queue
         self._allowed_buckets = allowed_buckets
@@ -54,24 +62,33 @@ class Intake:
 
     def accept(self, request: AttachRequest) -> dict[str, Any]:
         """Validate against S3 and Jira and queue; returns ``{"jobId"}`` of the new or the earlier identical job."""
-        jira_files = self._jira_files(request)
+        object_ids = self._object_ids(request)
+        jira_files = self._jira_files(request, object_ids)
         spec = JobSpec(
-            objectIds=list(request.object_ids),
-            objectKeys=list(request.object_keys),
+            objectIds=object_ids,
             files=[self._pin(wanted) for wanted in request.files] + jira_files,
             issueKey=request.issue_key,
         )
         check_record_size(spec)
         return self._enqueue_once(spec=spec)
 
-    def _jira_files(self, request: AttachRequest) -> list[JobFile]:
+    def _object_ids(self, request: AttachRequest) -> list[str]:
+        """The objects as ids, each once: keys resolved (AQL ignores case, so HW-42 and hw-42 are one object)."""
+        keys: dict[str, str] = {}  # each key once, as first spelt
+        for key in request.object_keys:
+            keys.setdefault(key.casefold(), key)
+        resolved = [self._assets.find_object_id(key) for key in keys.values()]
+        return list(dict.fromkeys([*request.object_ids, *resolved]))
+
+    def _jira_files(self, request: AttachRequest, object_ids: list[str]) -> list[JobFile]:
         """The Jira attachments asked for, each checked to exist and fit the size limit."""
         wanted = request.jira
+        objects = len(object_ids)
         if wanted is None:
-            check_counts(request, 0)
+            check_counts(request, 0, objects)
             return []
         if wanted.all_of_issue:
-            found = self._jira.issue_attachments(request.issue_key or "")
+            found = self._not_attached_yet(self._jira.issue_attachments(request.issue_key or ""), object_ids)
             if not found:
                 raise SourceNotFoundError(
                     f"Jira issue {request.issue_key} has no attachments",
@@ -79,10 +96,10 @@ class Intake:
                     status=404,
                     field="jiraAttachments",
                 )
-            check_counts(request, len(found))
+            check_counts(request, len(found), objects)
             fields = ["jiraAttachments"] * len(found)
         else:
-            check_counts(request, len(wanted.ids))
+            check_counts(request, len(wanted.ids), objects)
             fields = [f"jiraAttachments[{i}]" for i in range(len(wanted.ids))]
             found = [
                 self._jira.attachment(attachment_id, field)
@@ -95,6 +112,15 @@ class Intake:
                 e.field = field
                 raise
         return [attachment.job_file(wanted.filename, wanted.comment) for attachment in found]
+
+    def _not_attached_yet(self, found: list[JiraAttachment], object_ids: list[str]) -> list[JiraAttachment]:
+        """``all``: the issue's attachments not yet on every object (the next run of a rule names every earlier
+        one too). Where every one is, the newest stays, for the job to confirm (it adopts it: nothing new)."""
+        if not found:
+            return found
+        attached = self._pairs.attached_ids([(a.id, o) for a in found for o in object_ids])
+        left = [a for a in found if any((a.id, o) not in attached for o in object_ids)]
+        return left or found[-1:]
 
     def _pin(self, wanted: WantedFile) -> JobFile:
         if wanted.bucket not in self._allowed_buckets:

@@ -173,6 +173,8 @@ class Runtime:
         return Intake(
             self.s3,
             self.jira,
+            self.assets,
+            self.pairs,
             self.jobs,
             self.job_queue,
             allowed_buckets=self.settings.webhook_buckets,

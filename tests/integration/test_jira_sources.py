@@ -410,3 +410,45 @@ def test_a_wait_whose_record_cannot_be_read_answers_202_not_503(
     assert reply.status_code == 202, reply.text
     worker.drain()
     assert job_status(stack, reply.json()["statusUrl"])["status"] == "succeeded"
+
+
+def test_all_applies_the_limits_to_the_attachments_not_yet_attached(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    """Issue 18 §9: recipe 1 ("all" on every new attachment) must keep working past the 20th attachment."""
+    for n in range(20):
+        jira_file(stack, "SUP-40", f"page-{n:02}.pdf", size=2_000)
+    body = {"objectId": "1234", "jiraAttachments": "all", "issueKey": "SUP-40"}
+    assert post(api, stack, body).status_code == 202
+    worker.drain()
+    newest, _ = jira_file(stack, "SUP-40", "page-20.pdf", size=2_000)
+
+    reply = post(api, stack, body)
+
+    assert reply.status_code == 202, reply.text
+    worker.drain()
+    job = job_status(stack, reply.json()["statusUrl"])
+    assert [(f["jiraAttachmentId"], f["status"]) for f in job["files"]] == [(newest, "attached")]
+    names = [a.filename for a in stack.sim.attachments("1234")]
+    assert sorted(names) == [f"page-{n:02}.pdf" for n in range(21)]  # each once
+
+
+def test_one_object_named_twice_is_one_object(stack: LocalStack, api: str, worker: LocalWorker) -> None:
+    """Issue 18 §4: AQL ignores case, so HW-42 and hw-42 are one object; and an id and its key are one request."""
+    stack.put("attachments/once.txt", b"once")
+    by_keys = post(api, stack, {"objectKey": "HW-42, hw-42", "s3Uri": f"s3://{stack.bucket}/attachments/once.txt"})
+    by_id = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/once.txt"})
+
+    assert by_keys.status_code == by_id.status_code == 202, by_keys.text
+    assert by_keys.json()["jobId"] == by_id.json()["jobId"]  # the same request: one job
+    worker.drain()
+    job = job_status(stack, by_keys.json()["statusUrl"])
+    assert [(f["objectId"], f["status"]) for f in job["files"]] == [("1234", "attached")]
+    assert [a.filename for a in stack.sim.attachments("1234")] == ["once.txt"]
+
+
+def test_an_object_key_that_does_not_exist_is_a_404_naming_the_field(stack: LocalStack, api: str) -> None:
+    stack.put("attachments/x.txt", b"x")
+    reply = post(api, stack, {"objectKey": "HW-404", "s3Uri": f"s3://{stack.bucket}/attachments/x.txt"})
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["error"]["field"] == "objectKey"

@@ -282,14 +282,14 @@ def test_a_permanent_failure_fails_the_job_at_once_with_its_reason(
     assert stack.queue_depth(stack.queue_url) == 0 and stack.queue_depth(stack.dlq_url) == 0
 
 
-def test_an_unknown_object_key_fails_its_files_and_the_job(stack: LocalStack, api: str, worker: LocalWorker) -> None:
+def test_an_unknown_object_key_is_refused_at_acceptance_and_nothing_is_queued(stack: LocalStack, api: str) -> None:
+    """Keys are resolved when the request is accepted (issue 18 §4), so the rule hears of a wrong key at once."""
     stack.put("attachments/a.txt", b"a")
-    reply = post(api, stack, {"objectKey": "HW-404", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
-    worker.drain()
-    job = job_status(stack, reply["statusUrl"])
-    [file] = job["files"]
-    assert (job["status"], file["objectKey"], file["errorCode"]) == ("failed", "HW-404", "object_not_found")
-    assert "HW-404" in file["error"]
+    reply = post(api, stack, {"objectKey": "HW-404", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"})
+    assert reply.status_code == 404, reply.text
+    error = reply.json()["error"]
+    assert (error["code"], error["field"]) == ("object_not_found", "objectKey") and "HW-404" in error["message"]
+    assert stack.queue_depth(stack.queue_url) == 0
 
 
 def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(

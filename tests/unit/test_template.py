@@ -465,3 +465,18 @@ def test_a_failed_canary_run_raises_an_alarm_on_the_alarm_topic(template: dict[s
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_webhook_may_read_and_write_jobs_but_never_delete_them(template: dict[str, Any]) -> None:
+    """Issue 18 §11: DeleteItem on the jobs table for the worker alone (released claims and leases); the webhook
+    reads which Jira pairs are attached with one BatchGetItem ("all")."""
+    jobs_table = {"Fn::GetAtt": ["JobsTable", "Arn"]}
+
+    def actions(names: set[str]) -> set[str]:
+        listed = [s["Action"] for n, s in iam_statements(template) if n in names and s["Resource"] == jobs_table]
+        return {a for action in listed for a in (action if isinstance(action, list) else [action])}
+
+    shared = actions({"AttachmentsAccessPolicy"})
+    assert shared == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"}
+    assert actions({"WebhookRole"}) == set()
+    assert actions({"WorkerRole"}) == {"dynamodb:DeleteItem"}

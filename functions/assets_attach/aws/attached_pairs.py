@@ -109,6 +109,24 @@ class AttachedPairs:
             _lost_link(lost) if isinstance(lost, dict) else None,
         )
 
+    def attached_ids(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of the (Jira attachment, object) ``pairs`` are attached, by any job (one read per 100 pairs). A
+        pair the read does not answer for (throttled) counts as not attached: its job adopts it anyway."""
+        client, table = self._table.meta.client, self._table.name
+        found: set[tuple[str, str]] = set()
+        wanted = {_key(*pair): pair for pair in pairs}
+        keys = list(wanted)
+        for first in range(0, len(keys), 100):
+            batch = [{"jobId": key} for key in keys[first : first + 100]]  # the table's client (de)serializes
+            with dynamodb_call("reading which Jira attachments are attached", "jobs"):
+                reply = client.batch_get_item(
+                    RequestItems={table: {"Keys": batch, "ProjectionExpression": "jobId, attachmentId"}}
+                )
+            for item in reply.get("Responses", {}).get(table, []):
+                if "attachmentId" in item:
+                    found.add(wanted[item["jobId"]])
+        return found
+
     def take_over(self, jira_attachment_id: str, object_id: str, holder: str, lost: PairClaim) -> bool:
         """Claim a pair whose lost link was settled as "never made" (False: another job settled it first)."""
         now = int(time.time())

@@ -29,6 +29,7 @@ from ..errors import (
     BadRequestError,
     BucketNotAllowedError,
     FileTooLargeError,
+    ObjectNotFoundError,
     SourceAccessError,
     SourceNotFoundError,
 )
@@ -65,6 +66,7 @@ HTTP_STATUS: dict[type[AttachError], HTTPStatus] = {
     BucketNotAllowedError: HTTPStatus.FORBIDDEN,
     SourceAccessError: HTTPStatus.FORBIDDEN,
     SourceNotFoundError: HTTPStatus.NOT_FOUND,
+    ObjectNotFoundError: HTTPStatus.NOT_FOUND,
     JobNotFoundError: HTTPStatus.NOT_FOUND,
     JobInProgressError: HTTPStatus.CONFLICT,
     FileTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
