@@ -118,14 +118,16 @@ class Attacher:
         before_link: Callable[[str], None] | None = None,
         resume: ChunkedUpload | None = None,
         on_progress: Callable[[UploadProgress], None] | None = None,
+        in_time: Callable[[], bool] = lambda: True,
     ) -> AttachResult:
         """Attach ``source``; ``before_link(media_id)`` runs between the upload and the link (the worker records it).
         ``resume``: a chunked upload of this file that an earlier attempt left; ``on_progress`` hears of every
-        step of the upload (every block sent, or every append)."""
+        step of the upload (every block sent, or every chunk accepted and every append). A chunked upload asks
+        ``in_time()`` before each chunk and stops with DeadlineError once it is False (to resume later)."""
         name = filename or source.name
         check_size(source.size, self._max_file_size, name)
         content_type = resolve_content_type(source.content_type, name)
-        upload = _Upload(source, name, content_type, resume, on_progress or (lambda _: None))
+        upload = _Upload(source, name, content_type, resume, on_progress or (lambda _: None), in_time)
         media = self._upload(object_id, upload)
         if before_link is not None:
             before_link(media.id)
@@ -209,6 +211,7 @@ class Attacher:
                 on_created=lambda upload_id: upload.chunks_created(upload_id, chunk_size),
                 on_sent=upload.chunks_sent,
                 on_appended=upload.chunks_appended,
+                in_time=upload.in_time,
             )
         except ChunkedUploadStaleError:
             if state is None:
@@ -240,8 +243,10 @@ class _Upload:
         content_type: str,
         chunked: ChunkedUpload | None,
         report: Callable[[UploadProgress], None],
+        in_time: Callable[[], bool],
     ) -> None:
         self.source = source
+        self.in_time = in_time
         self.name = name
         self.content_type = content_type
         self.chunked = chunked

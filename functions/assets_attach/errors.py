@@ -72,6 +72,13 @@ class ContinueLaterError(AttachError):
     retryable = True
 
 
+class DeadlineError(ContinueLaterError):
+    """Not enough time left in this invocation to start (or go on with) a file; the job continues in a new message,
+    a chunked upload from its last accepted chunk."""
+
+    code = "deadline"
+
+
 class ConfigError(AttachError):
     """A setting or the secret is missing or malformed."""
 

@@ -15,7 +15,14 @@ from .aws.attached_pairs import AttachedPairs, LostLink, PairBusyError, busy
 from .aws.job_store import JobStore
 from .aws.link_lease import Lease, LinkLeases
 from .aws.s3_source import S3Source
-from .errors import AtlassianError, AttachError, ContinueLaterError, LinkAmbiguousError, LinkOutcomeUnknownError
+from .errors import (
+    AtlassianError,
+    AttachError,
+    DeadlineError,
+    FileTooLargeError,
+    LinkAmbiguousError,
+    LinkOutcomeUnknownError,
+)
 from .jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, LinkMarker, Target
 from .link_recovery import candidates, decide_recovery, marker_before_link
 from .observability import NAMESPACE, logger, metrics
@@ -24,16 +31,19 @@ PROGRESS_SECONDS = 10.0  # how often a long upload logs its progress and updates
 # Time to keep in hand before starting a file: the fixed steps plus the bytes at a cautious 10 MiB/s.
 FIXED_SECONDS_PER_FILE = 20.0
 CAUTIOUS_BYTES_PER_SECOND = 10 * 1024 * 1024
-
-
-class DeadlineError(ContinueLaterError):
-    """Not enough time left in this invocation to start the next file; the job continues in a new message."""
-
-    code = "deadline"
+# A chunked upload may span invocations (it stops FIXED_SECONDS_PER_FILE before the deadline and resumes from its
+# last accepted chunk): it starts with time for this much of it.
+SPAN_SLICE_BYTES = 128 * 1024 * 1024
 
 
 def seconds_needed(size: int) -> float:
     return FIXED_SECONDS_PER_FILE + size / CAUTIOUS_BYTES_PER_SECOND
+
+
+def seconds_to_start(size: int, spans_invocations: bool) -> float:
+    """Time to have in hand before starting a file of ``size`` bytes: all of it, or a first slice of it where the
+    upload can stop and go on in the next invocation."""
+    return seconds_needed(min(size, SPAN_SLICE_BYTES) if spans_invocations else size)
 
 
 def count_failure(step: str | None) -> None:
@@ -103,21 +113,21 @@ class JobRunner:
             return record
         self._store.update(job_id, status="running", attempts=record.attempts + 1)
 
+        invocation = time_left()  # the time this invocation started the job with
         resolved: dict[str, str] = {}  # object key → id, in this invocation
         waiting: PairBusyError | None = None  # the first pair that waits for another job (the others go on)
         for index, ((wanted, target), state) in enumerate(zip(spec.pairs(), record.files, strict=True)):
             if state.done:
                 continue
             logger.append_keys(source=wanted.source, objectId=state.objectId or target.object_key)
-            if time_left() < seconds_needed(wanted.size):
-                raise DeadlineError("not enough time left in this invocation", step="deadline")
             object_id = state.objectId
             try:
+                self._check_time(wanted, time_left(), invocation)
                 if object_id is None:
                     object_id = self._object_id(job_id, index, target, resolved)
                     if index == 0 and record.objectId is None:  # the job view's objectId: the first pair's
                         self._store.update(job_id, objectId=object_id)
-                self._attach_pair(job_id, index, object_id, wanted, state)
+                self._attach_pair(job_id, index, object_id, wanted, state, time_left)
             except PairBusyError as e:
                 logger.info("the pair waits for another job", extra={"waitingFor": e.holder_job})
                 if state.waitingFor != e.holder_job:
@@ -144,6 +154,20 @@ class JobRunner:
         if failed:
             return self._finish(job_id, "failed", f"{len(failed)} of {len(record.files)} file(s) failed")
         return self._finish(job_id, "succeeded")
+
+    def _check_time(self, wanted: JobFile, time_left: float, invocation: float) -> None:
+        """DeadlineError unless this invocation has time to start the file (FileTooLargeError if none ever would)."""
+        spans = self._attacher.uses_chunks(wanted.size)
+        if time_left >= seconds_to_start(wanted.size, spans):
+            return
+        if not spans and seconds_needed(wanted.size) > invocation:
+            raise FileTooLargeError(
+                f"{wanted.filename} ({wanted.size} bytes) cannot be sent in one request within an invocation "
+                f"({invocation:.0f} s, at a cautious 10 MiB/s); chunked uploads (MEDIA_UPLOAD_MODE=auto or chunked) "
+                "go on across invocations",
+                step="deadline",
+            )
+        raise DeadlineError("not enough time left in this invocation", step="deadline")
 
     def _object_id(self, job_id: str, index: int, target: Target, resolved: dict[str, str]) -> str:
         """The pair's object id, resolved from its key (AQL) where the job names objects by key; recorded on the
@@ -192,7 +216,15 @@ class JobRunner:
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         return self._stored(job_id)
 
-    def _attach_pair(self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord) -> None:
+    def _attach_pair(
+        self,
+        job_id: str,
+        index: int,
+        object_id: str,
+        wanted: JobFile,
+        state: FileRecord,
+        time_left: Callable[[], float],
+    ) -> None:
         holder = f"{job_id}#{index}"
         # This job's own interrupted link first: its copy may exist whoever holds the pair's claim by now.
         if state.status == "linking" and self._recovered(job_id, index, object_id, wanted, state, holder):
@@ -222,6 +254,7 @@ class JobRunner:
                 before_link=before_link,
                 resume=state.chunkedUpload,
                 on_progress=ProgressRecord(self._store, job_id, index, wanted.size),
+                in_time=lambda: time_left() > FIXED_SECONDS_PER_FILE,
             )
         except Exception as e:
             if lease is not None:

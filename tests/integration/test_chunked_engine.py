@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -148,3 +148,37 @@ def test_a_worker_killed_mid_upload_resumes_after_the_appended_chunks(
     print(f"killed with {file['bytesSent'] // MiB} MiB appended; re-sent {resent / MiB:.1f} MiB after the kill")
     assert received - received_before < size  # the resumed worker did not start over
     assert resent <= 3 * CHUNK  # at most MEDIA_UPLOAD_CONCURRENCY chunks went twice
+
+
+def test_a_chunked_upload_longer_than_one_invocation_spans_several(chunked: LocalStack) -> None:
+    """Issue 18 §10: a file that needs longer than an invocation is started with time for a first slice, stops
+    before the deadline with what it sent recorded, and goes on in the next invocation from there: no chunk is
+    sent twice, whatever the file's size."""
+    from assets_attach.errors import DeadlineError
+    from assets_attach.job_runner import FIXED_SECONDS_PER_FILE
+    from assets_attach.jobs import JobSpec
+
+    data = os.urandom(8 * CHUNK + 17)
+    chunked.put("long/film.mp4", data, "video/mp4")
+    runtime = get_runtime()
+    head = runtime.s3.head(chunked.bucket, "long/film.mp4")
+    spec = JobSpec(objectIds=["1234"], files=[head.job_file(None, "")])
+
+    def invocation(chunks: int) -> Callable[[], float]:
+        """An invocation that has time for about ``chunks`` chunks past its start."""
+        start = chunked.sim.chunk_stats()["chunksAccepted"]
+        return lambda: 300.0 if chunked.sim.chunk_stats()["chunksAccepted"] - start < chunks else FIXED_SECONDS_PER_FILE
+
+    invocations = 0
+    while True:
+        invocations += 1
+        try:
+            record = runtime.job_runner.run("span-1", spec, time_left=invocation(3))
+            break
+        except DeadlineError:
+            assert invocations < 10
+    assert record.status == "succeeded" and invocations >= 3
+    [attachment] = chunked.sim.attachments("1234")
+    assert (attachment.size, attachment.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert chunked.sim.chunk_stats()["chunkBytesReceived"] == len(data)  # each chunk sent once
+    assert chunked_creations(chunked) == 1  # one upload, continued

@@ -9,8 +9,7 @@ from unit.fakes import JobCore
 
 from assets_attach import retry_policy
 from assets_attach.aws.attached_pairs import PairBusyError, PairClaim
-from assets_attach.errors import AtlassianError, AttachError, BadRequestError, ContinueLaterError
-from assets_attach.job_runner import DeadlineError
+from assets_attach.errors import AtlassianError, AttachError, BadRequestError, ContinueLaterError, DeadlineError
 from assets_attach.jobs import JobFile, JobSpec
 
 OBJECT = "1234"
@@ -114,7 +113,7 @@ def test_a_link_lost_before_it_happened_is_linked_again() -> None:
 def test_a_file_starts_only_with_time_for_it_and_the_job_continues_where_it_stopped() -> None:
     core = JobCore()
     job = spec(core, ("small.txt", b"s"), ("big.bin", b"b" * 1000))
-    calls = iter([PLENTY, 1.0])  # time for the first file, none for the second
+    calls = iter([PLENTY, PLENTY, 1.0])  # the invocation's start; time for the first file, none for the second
 
     with pytest.raises(DeadlineError) as deadline:
         core.runner.run("j1", job, time_left=lambda: next(calls))
@@ -318,3 +317,16 @@ def test_a_job_whose_link_outcome_was_lost_checks_its_own_link_before_adopting_a
 )
 def test_waiting_for_other_jobs_is_counted_in_time(waited: float, wait: float | None) -> None:
     assert retry_policy.pair_wait_seconds(waited) == wait
+
+
+def test_a_file_no_invocation_could_send_in_one_request_fails_at_once_instead_of_waiting_forever() -> None:
+    """Issue 18 §10: a file over what one invocation can send in a single POST would have been put off 50 times."""
+    core = JobCore()
+    job = spec(core, ("huge.bin", b"h" * 2000), ("small.txt", b"s"))
+    big = job.files[0].model_copy(update={"size": 40 * 1024**3})  # as the job record says; never read here
+    job = job.model_copy(update={"files": [big, job.files[1]]})
+
+    record = core.runner.run("j1", job, time_left=lambda: 300.0)
+
+    assert [(f.status, f.errorCode) for f in record.files] == [("failed", "file_too_large"), ("attached", None)]
+    assert "go on across invocations" in (record.files[0].error or "")

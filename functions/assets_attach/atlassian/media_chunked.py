@@ -45,6 +45,7 @@ from ..errors import (
     AtlassianError,
     ChunkedUploadRefusedError,
     ChunkedUploadStaleError,
+    DeadlineError,
     FileTooLargeError,
     IntegrityError,
     MediaTokenExpiredError,
@@ -277,6 +278,7 @@ class ChunkedUploader:
         on_created: Callable[[str], None] | None = None,
         on_sent: Callable[[int, int], None] | None = None,
         on_appended: Callable[[int], None] | None = None,
+        in_time: Callable[[], bool] = lambda: True,
     ) -> UploadedMedia:
         """Send a file of ``size`` bytes in chunks and create the media file from them.
 
@@ -286,7 +288,9 @@ class ChunkedUploader:
         (accepted by the service, maybe appended): those are settled first, appended by their etags without
         sending their bytes again. None creates an upload and reports its id to ``on_created`` before any chunk is
         sent. ``on_sent(chunks, bytes)`` follows each chunk accepted in file order, ``on_appended(chunks)`` each
-        append, both counted from the start of the file: what the caller persists to resume.
+        append, both counted from the start of the file: what the caller persists to resume. ``in_time()`` is asked
+        before each chunk: once False, the sending stops (the chunks in flight finish and are reported) with
+        DeadlineError, to be resumed by a later call.
 
         Errors: on a fresh upload, a refusal (403, 404, 405) at any step is :class:`ChunkedUploadRefusedError`
         (fall back to the single POST); on a resumed one, any 4xx is :class:`ChunkedUploadStaleError` (start a new
@@ -315,9 +319,17 @@ class ChunkedUploader:
                     self._settle(credentials, upload_id, boxes, progress, sent)
                     if on_appended is not None:
                         on_appended(progress.appended)
-                self._send_rest(
-                    credentials, upload_id, boxes, progress, size, chunk_size, concurrency, on_sent, on_appended
+                sender = _ChunkSender(
+                    self,
+                    credentials,
+                    upload_id,
+                    concurrency,
+                    progress,
+                    self.append_batch(chunk_size),
+                    on_sent,
+                    on_appended,
                 )
+                self._send_rest(sender, boxes, progress, size, in_time)
             return self.create_file(credentials, upload_id, filename, content_type, size)
         except AtlassianError as e:
             judged = _protocol_error(e, resumed=resumed)
@@ -325,23 +337,18 @@ class ChunkedUploader:
                 raise
             raise judged from e
 
+    @staticmethod
     def _send_rest(
-        self,
-        credentials: MediaCredentials,
-        upload_id: str,
-        boxes: Iterator[list[Chunk]],
-        progress: _Progress,
-        size: int,
-        chunk_size: int,
-        concurrency: int,
-        on_sent: Callable[[int, int], None] | None,
-        on_appended: Callable[[int], None] | None,
+        sender: _ChunkSender, boxes: Iterator[list[Chunk]], progress: _Progress, size: int, in_time: Callable[[], bool]
     ) -> None:
-        batch = self.append_batch(chunk_size)
-        sender = _ChunkSender(self, credentials, upload_id, concurrency, progress, batch, on_sent, on_appended)
         try:
             sent_bytes = progress.appended_bytes
             for box in boxes:
+                if not in_time():
+                    raise DeadlineError(
+                        f"out of time in this invocation after {progress.sent} chunks; the upload goes on in the next",
+                        step="deadline",
+                    )
                 sent_bytes += len(box[0])
                 if sent_bytes > size:
                     raise IntegrityError(f"the source gave more than its {size} bytes", step="upload")
