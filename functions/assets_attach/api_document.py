@@ -103,6 +103,20 @@ def build() -> dict[str, Any]:
                     },
                 }
             },
+            "/attachments/jobs/{jobId}/retry": {
+                "post": {
+                    "operationId": "retryJob",
+                    "summary": "Run a failed job again: its failed pairs only; the attached ones stay",
+                    "parameters": [{"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "202": _reply("the job is queued again", JobAccepted),
+                        "401": errors["401"],
+                        "404": _reply("no such job", ErrorReply),
+                        "409": _reply("the job is not failed, or is being run again already", ErrorReply),
+                        "503": errors["503"],
+                    },
+                }
+            },
         },
         "components": {
             "schemas": schemas["$defs"],

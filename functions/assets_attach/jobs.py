@@ -151,6 +151,7 @@ class JobMessage(BaseModel):
     # Since when (epoch seconds) the job has only waited for pairs other jobs hold: such waits are bounded in time,
     # not counted as resumes.
     waitingSince: float | None = None
+    retry: int = 0  # how often the job was re-run on purpose (POST /attachments/jobs/{jobId}/retry)
 
 
 class LinkMarker(BaseModel):
@@ -270,10 +271,35 @@ class JobRecord(BaseModel):
     issueKey: str | None = None
     error: str | None = None
 
+    def spec(self) -> JobSpec:
+        """What the job was asked to do, read back from its entries (file by file, object by object)."""
+        first = self.files[0]
+        per_file = next((i for i, f in enumerate(self.files[1:], 1) if _pinned(f) != _pinned(first)), len(self.files))
+        targets = self.files[:per_file]
+        spec = JobSpec(
+            objectIds=[f.objectId for f in targets if f.objectId and not f.objectKey],
+            objectKeys=[f.objectKey for f in targets if f.objectKey],
+            files=[JobFile.model_validate(f.model_dump()) for f in self.files[::per_file]],
+            issueKey=self.issueKey,
+            origin=self.origin,
+        )
+        if [(_pinned(f), t.fields()) for f, t in spec.pairs()] != [(_pinned(f), _target(f)) for f in self.files]:
+            raise ValueError(f"job {self.jobId}'s entries are not every file to every object")
+        return spec
+
     def public_view(self) -> dict[str, Any]:
         """The job as ``GET /attachments/jobs/{jobId}`` shows it (``JobView``)."""
         view = JobView.model_validate({**self.model_dump(), "files": [f.model_dump() for f in self.files]})
         return view.model_dump(exclude_none=True)
+
+
+def _pinned(file: JobFile | FileRecord) -> tuple[str | None, ...]:
+    """What names a job's file: its source, pin and name."""
+    return (file.bucket, file.key, file.versionId, file.etag, file.jiraAttachmentId, file.filename)
+
+
+def _target(file: FileRecord) -> dict[str, str]:
+    return {"objectKey": file.objectKey} if file.objectKey else {"objectId": file.objectId or ""}
 
 
 def queued_record(job_id: str, spec: JobSpec) -> dict[str, Any]:

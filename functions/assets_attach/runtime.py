@@ -143,7 +143,8 @@ class Runtime:
     @cached_property
     def worker_idempotency_config(self) -> IdempotencyConfig:
         """The worker's: one invocation at a time runs a job."""
-        return IdempotencyConfig(event_key_jmespath="jobId", expires_after_seconds=3600)
+        # A run on purpose (retry) is another run of the job; a message of v2 has no retry (null).
+        return IdempotencyConfig(event_key_jmespath="[jobId, retry]", expires_after_seconds=3600)
 
     @cached_property
     def job_runner(self) -> JobRunner:

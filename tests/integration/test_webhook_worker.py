@@ -452,3 +452,34 @@ def test_when_the_queue_or_the_stores_fail_the_webhook_says_so_and_nothing_is_ac
     stack.client("dynamodb").delete_table(TableName=stack.idempotency_table)
     no_store = post(api, stack, body)
     assert no_store.status_code == 503 and no_store.json()["error"]["code"] == "unavailable"
+
+
+def test_a_job_failed_for_a_fixable_reason_can_be_run_again_on_purpose(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    """Issue 18 §11: the token was revoked (every pair fails for good); once the secret holds a working token,
+    POST /attachments/jobs/{jobId}/retry runs the failed pairs again, keeping what was attached."""
+    stack.sim.add_object("5678", "HW-43")
+    stack.put("attachments/a.txt", b"a")
+    reply = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    worker.drain()
+    stack.sim.set_api_token("rotated-by-the-admin")  # the old one is revoked
+    second = post(api, stack, {"objectId": "1234, 5678", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    worker.drain()
+    failed = job_status(stack, second["statusUrl"])
+    assert failed["status"] == "failed", failed
+    headers = {"Authorization": f"Bearer {stack.webhook_token}"}
+
+    early = requests.post(f"{reply['statusUrl']}/retry", headers=headers, timeout=30)  # that one succeeded
+    assert early.status_code == 409 and early.json()["error"]["code"] == "not_retryable"
+    stack.put_secret(apiToken="rotated-by-the-admin")
+    again = requests.post(f"{second['statusUrl']}/retry", headers=headers, timeout=30)
+    assert again.status_code == 202, again.text
+    assert job_status(stack, second["statusUrl"])["status"] == "queued"
+    worker.drain()
+
+    done = job_status(stack, second["statusUrl"])
+    assert done["status"] == "succeeded", done
+    assert [(f["objectId"], f["status"]) for f in done["files"]] == [("1234", "attached"), ("5678", "attached")]
+    assert len(stack.sim.attachments("1234")) == 2 and len(stack.sim.attachments("5678")) == 1
+    assert requests.post(f"{api}/attachments/jobs/nope/retry", headers=headers, timeout=30).status_code == 404

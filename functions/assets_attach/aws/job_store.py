@@ -123,6 +123,38 @@ class JobStore:
             time.sleep(min(pause, left))
             pause = min(pause * 2, 1.0)
 
+    def retry_failed(self, record: JobRecord) -> int:
+        """Make a failed job's failed pairs pending again (its attached ones stay), the job queued; the number of
+        this re-run. JobExistsError where the job is no longer failed as ``record`` saw it (a retry under way)."""
+        again = [i for i, f in enumerate(record.files) if f.status == "failed"]
+        sets = [f"#files[{i}].#status = :pending" for i in again] + ["#status = :queued", "#updatedAt = :now"]
+        sets.append("#retries = if_not_exists(#retries, :zero) + :one")
+        removes = [f"#files[{i}].#{name}" for i in again for name in ("error", "errorCode")] + ["#error"]
+        with _dynamodb("queue the job again"):
+            reply = self._table.update_item(
+                Key={"jobId": record.jobId},
+                UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+                ConditionExpression="#status = :failed AND #updatedAt = :seen",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#updatedAt": "updatedAt",
+                    "#retries": "retries",
+                    "#error": "error",
+                    **({"#files": "files", "#errorCode": "errorCode"} if again else {}),
+                },
+                ExpressionAttributeValues={
+                    ":pending": "pending",
+                    ":queued": "queued",
+                    ":failed": "failed",
+                    ":now": now_iso(),
+                    ":seen": record.updatedAt,
+                    ":zero": 0,
+                    ":one": 1,
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        return int(reply["Attributes"]["retries"])
+
     def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None:
         """Set the job's status and/or top-level fields (a None value stores an explicit null)."""
         if status is not None:

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from ..api_document import ErrorDetail, ErrorReply, JobAccepted
 from ..attach_request import parse_attach_request
+from ..aws.job_store import JobExistsError
 from ..errors import (
     AttachError,
     BadRequestError,
@@ -33,7 +34,7 @@ from ..errors import (
     SourceAccessError,
     SourceNotFoundError,
 )
-from ..jobs import JobRecord
+from ..jobs import JobMessage, JobRecord
 from ..observability import logger, metrics, tracer
 from ..runtime import get_runtime
 
@@ -60,6 +61,10 @@ class JobInProgressError(AttachError):
     code = "in_progress"
 
 
+class JobNotRetryableError(AttachError):
+    code = "not_retryable"
+
+
 HTTP_STATUS: dict[type[AttachError], HTTPStatus] = {
     BadRequestError: HTTPStatus.BAD_REQUEST,
     UnauthorizedError: HTTPStatus.UNAUTHORIZED,
@@ -69,6 +74,7 @@ HTTP_STATUS: dict[type[AttachError], HTTPStatus] = {
     ObjectNotFoundError: HTTPStatus.NOT_FOUND,
     JobNotFoundError: HTTPStatus.NOT_FOUND,
     JobInProgressError: HTTPStatus.CONFLICT,
+    JobNotRetryableError: HTTPStatus.CONFLICT,
     FileTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     UnsupportedMediaTypeError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
 }
@@ -164,6 +170,32 @@ def wait_for(job_id: str, seconds: float) -> JobRecord | None:
     except AttachError as e:
         logger.warning("the job's record cannot be read; answering that it is queued", extra={"error": str(e)})
         return None
+
+
+@app.post("/attachments/jobs/<job_id>/retry")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def retry_job(job_id: str) -> Response[str]:
+    """Run a failed job again on purpose (the object created since, the token rotated): its failed pairs only; the
+    attached ones stay as they are. 409 unless the job is failed."""
+    authorize()
+    runtime = get_runtime()
+    record = runtime.jobs.get(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
+    if record is None:
+        raise JobNotFoundError(f"no job {job_id[:64]}", field="jobId")
+    if record.status != "failed":
+        raise JobNotRetryableError(f"job {job_id} is {record.status}; only a failed job can be run again")
+    try:
+        spec = record.spec()
+        retry = runtime.jobs.retry_failed(record)
+    except ValueError:
+        raise JobNotRetryableError(
+            f"job {job_id} never became a job (its S3 drop failed); drop the file again"
+        ) from None
+    except JobExistsError:
+        raise JobNotRetryableError(f"job {job_id} is being run again already") from None
+    runtime.job_queue.send(JobMessage(jobId=job_id, spec=spec, retry=retry))
+    logger.info("job queued again", extra={"jobId": job_id, "retry": retry})
+    return json_response(HTTPStatus.ACCEPTED, JobAccepted(jobId=job_id, statusUrl=status_url(job_id)))
 
 
 @app.get("/attachments/jobs/<job_id>")
