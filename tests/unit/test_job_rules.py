@@ -14,6 +14,7 @@ from assets_attach.errors import AttachError, BadRequestError, ConfigError
 from assets_attach.handlers.webhook import wait_budget
 from assets_attach.job_runner import seconds_needed
 from assets_attach.jobs import JobRecord
+from assets_attach.object_ids import parse_object_ids
 from assets_attach.pins import pin_for
 from assets_attach.settings import Settings
 
@@ -215,3 +216,12 @@ def test_a_wait_ends_in_time_for_api_gateways_29_s_counted_from_the_request(
     now = 1_800_000_000.0
     received = now - received_ago if received_ago is not None else 0.0
     assert wait_budget(requested, invocation_left=invocation_left, received=received, now=now) == pytest.approx(budget)
+
+
+@pytest.mark.parametrize("value", [",".join(["1234"] * 1_200_000), ["1234"] * 1_200_000])
+def test_a_million_object_ids_are_refused_before_they_are_parsed(value: object) -> None:
+    """Issue 18 §11: ~1.2 M ids cost 1.5 s of CPU before the 400; now they are refused on sight (a repeat is fine
+    below the cap: 10 ids naming one object are one object)."""
+    with pytest.raises(BadRequestError, match="at most 20"):
+        parse_object_ids(value, lambda: "ws")
+    assert parse_object_ids(",".join(["1234"] * 10), lambda: "ws") == ("1234",)
