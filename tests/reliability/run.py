@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reliability import crash, fuzz, load, rate_limits
+from reliability import claims, crash, fuzz, load, rate_limits
 from reliability.harness import leaked_secrets, suite
 from reliability.report import Figure, Report
 from reliability.scale import Scale
@@ -19,6 +19,7 @@ def run_suite(scale: Scale, progress: Callable[[str], None] = lambda _: None) ->
         ("load with duplicates", load.run, {"visibility_timeout": 90}),
         ("fuzzing", fuzz.run, {"visibility_timeout": 90}),
         ("rate limits", rate_limits.run, {"visibility_timeout": 90}),
+        ("claims across jobs", claims.run, {"visibility_timeout": 90}),
     ]
     for name, section, stack_settings in sections:
         progress(name)

@@ -10,4 +10,4 @@ def test_the_promises_hold_under_crashes_load_fuzzing_and_rate_limits() -> None:
     report = run_suite(REDUCED)
     assert report.ok, "\n" + report.table()
     assert any(f.section == "crash" for f in report.figures)  # every section ran and reported
-    assert {f.section for f in report.figures} >= {"crash", "load", "fuzz", "rate limits", "secrets"}
+    assert {f.section for f in report.figures} >= {"crash", "load", "fuzz", "rate limits", "claims", "secrets"}
