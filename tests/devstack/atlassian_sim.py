@@ -1138,6 +1138,7 @@ class _Handler(BaseHTTPRequestHandler):
         if span is None:
             return 200, _Body(view, headers)
         start, stop = span
+        start -= start % self.sim.range_align  # a site (or CDN) that answers from a block boundary before it
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(view)}"
         return 206, _Body(view[start:stop], headers)
 
@@ -1530,6 +1531,9 @@ class AtlassianSimulator:
         # Jira Cloud answers 406 to ``Accept: application/json`` on attachment content (ATLASSIAN_FACTS.md, "Jira REST
         # v3"): the content steps negotiate on Accept as the site does. False accepts any Accept.
         self.negotiate_content = True
+        # The content steps answer a Range from the block boundary at or before its start (1: exactly as asked), with a
+        # Content-Range that says so, as a CDN serving aligned blocks may.
+        self.range_align = 1
         self._chunked_uploads: dict[str, _ChunkedUpload] = {}
         self._chunks: dict[str, memoryview] = {}  # etag -> the chunk's bytes, held once
         self._chunk_holders: dict[str, set[tuple[str, int]]] = {}  # etag -> (upload id, part) sent, not yet appended

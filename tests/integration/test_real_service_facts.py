@@ -186,3 +186,16 @@ def test_a_429_without_retry_after_is_retried_after_a_few_seconds_not_at_once(
 
     first, second = [r.at for r in stack.sim.requests if r.path.endswith("/credentials")]
     assert second - first >= 2.0 * 0.7  # a lower bound: a loaded machine only waits longer
+
+
+@pytest.mark.parametrize("align", [1, 3 * MiB], ids=["as asked", "from a block boundary before"])
+def test_a_resumed_jira_read_starts_where_the_content_range_says(
+    stack: LocalStack, runtime: Runtime, align: int
+) -> None:
+    """Issue 18 §11: a 206 is trusted only as far as its Content-Range says it starts at the offset asked for."""
+    data = os.urandom(8 * MiB)
+    attachment_id = stack.sim.add_jira_attachment("SUP-9", "scan.tif", data, "image/tiff")
+    stack.sim.range_align = align
+    source = runtime.jira.source(attachment_id, name="scan.tif", size=len(data), content_type="image/tiff")
+
+    assert b"".join(source.chunks(5 * MiB)) == data[5 * MiB :]

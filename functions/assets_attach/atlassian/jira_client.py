@@ -84,10 +84,18 @@ class JiraSource:
 
     def chunks(self, start: int = 0) -> Iterator[bytes]:
         """The bytes from ``start`` on: asked for with a Range; a site that sends the whole file has the bytes
-        before ``start`` read and dropped."""
+        before ``start`` read and dropped. A 206 is trusted only as far as its ``Content-Range`` says it starts at
+        ``start``; one that starts elsewhere is read from where it says it starts."""
         response = self.client.open_content(self.attachment_id, start)
         try:
-            skip = start if start and response.status_code != 206 else 0
+            begins = _range_start(response) if start and response.status_code == 206 else 0
+            if begins > start:
+                raise AttachError(
+                    f"Jira answered attachment {self.attachment_id} from byte {begins}, not {start}",
+                    step="jira-read",
+                    retryable=True,
+                )
+            skip = start - begins if start else 0
             for chunk in response.iter_content(CHUNK_SIZE):
                 if skip:
                     dropped, chunk = chunk[:skip], chunk[skip:]
@@ -209,6 +217,15 @@ class JiraClient:
                     f"the secret's account may not see {what}", step="jira", status=403, field=field
                 ) from e
             raise
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-\d+/(?:\d+|\*)\s*$", re.IGNORECASE)
+
+
+def _range_start(response: requests.Response) -> int:
+    """Where a 206's ``Content-Range: bytes N-M/size`` says its body starts (0 where it says nothing readable)."""
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else 0
 
 
 def _deleted_or(error: AtlassianError, attachment_id: str) -> AttachError:
