@@ -6,6 +6,7 @@ Reads files only (sockets are blocked in this tier); `make lint` runs sam valida
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -481,3 +482,44 @@ def test_the_webhook_may_read_and_write_jobs_but_never_delete_them(template: dic
     assert shared == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"}
     assert actions({"WebhookRole"}) == set()
     assert actions({"WorkerRole"}) == {"dynamodb:DeleteItem"}
+
+
+# Which service's actions each resource type of the template needs the deployer to hold (SAM's types included).
+SERVICE_OF = {
+    "AWS::Serverless::Function": "lambda",
+    "AWS::Serverless::Api": "apigateway",
+    "AWS::ApiGateway::Account": "apigateway",
+    "AWS::IAM::Role": "iam",
+    "AWS::IAM::ManagedPolicy": "iam",
+    "AWS::Logs::LogGroup": "logs",
+    "AWS::CloudWatch::Alarm": "cloudwatch",
+    "AWS::CloudWatch::Dashboard": "cloudwatch",
+    "AWS::DynamoDB::Table": "dynamodb",
+    "AWS::SQS::Queue": "sqs",
+    "AWS::SQS::QueuePolicy": "sqs",
+    "AWS::SNS::Topic": "sns",
+    "AWS::SNS::Subscription": "sns",
+    "AWS::KMS::Key": "kms",
+    "AWS::S3::Bucket": "s3",
+    "AWS::S3::BucketPolicy": "s3",
+    "AWS::SecretsManager::Secret": "secretsmanager",
+    "AWS::CloudFormation::WaitConditionHandle": "cloudformation",
+}
+EVENT_SERVICE = {"Api": "apigateway", "SQS": "lambda", "Schedule": "events", "S3": "s3"}
+
+
+def test_the_deployer_policy_covers_every_kind_of_resource_the_template_makes(template: dict[str, Any]) -> None:
+    """deploy/deployer-policy.json (the README's least-privilege policy for `sam deploy`) stays true to the template."""
+    policy = json.loads((TEMPLATE.parent / "deploy" / "deployer-policy.json").read_text())
+    granted = {a.split(":", 1)[0] for s in policy["Statement"] for a in s["Action"]}
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    unknown = kinds - set(SERVICE_OF)
+    assert not unknown, f"say which service {unknown} needs in SERVICE_OF, and grant it in the policy"
+    needed = {SERVICE_OF[k] for k in kinds} | {"cloudformation", "s3"}  # the stack, SAM's artifact bucket
+    for function in resources_of(template, "AWS::Serverless::Function").values():
+        needed |= {EVENT_SERVICE[e["Type"]] for e in function["Properties"].get("Events", {}).values()}
+    assert needed <= granted, f"the deployer policy grants nothing of {needed - granted}"
+    assert all(
+        s["Resource"] != "*" or "Condition" in s or s["Action"] == ["cloudformation:ValidateTemplate"]
+        for s in policy["Statement"]
+    ), "every unscoped statement has a condition"
