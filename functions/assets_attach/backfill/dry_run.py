@@ -67,9 +67,11 @@ def dry_run(
     known: set[str] = set()
     missing: set[str] = set()
 
+    failures: list[tuple[int, str, str]] = []  # the batch's, told in line order
+
     def fail(line: int, kind: str, reason: str) -> None:
         summary.errors[kind] += 1
-        on_failure(line, kind, reason)
+        failures.append((line, kind, reason))
 
     with ThreadPoolExecutor(HEAD_THREADS) as pool:
         for batch in _batches(checked_rows(manifest, repeated), ROW_BATCH):
@@ -90,6 +92,9 @@ def dry_run(
                 missing.update(set(asked) - found)
             for row in rows:
                 _check(row, sizes[row.source], row.target in missing, max_file_size, summary, fail)
+            for failure in sorted(failures):
+                on_failure(*failure)
+            failures.clear()
     return summary
 
 
