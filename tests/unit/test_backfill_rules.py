@@ -191,7 +191,7 @@ class FakeStack:
         for i, source in enumerate(files):
             if source in self.refuse:
                 status, what = self.refuse[source]
-                raise StackApiError(f"refused {source}", status=status, field=f"files[{i}].{what}")
+                raise StackApiError(f"refused {source}", status=status, api_code="x", field=f"files[{i}].{what}")
         key = json.dumps(body, sort_keys=True)
         if key not in self.by_body:
             job_id = f"job{len(self.jobs) + 1}"
@@ -378,6 +378,20 @@ def test_a_stack_that_is_down_stops_the_run_and_the_state_stays_whole(tmp_path: 
     resumed = backfill(manifest, api)
     resumed.run()
     assert resumed.posts == 1 and resumed.state.attached == 30
+
+
+def test_a_refusal_without_the_webhooks_error_body_stops_the_run(tmp_path: Path) -> None:
+    """API Gateway's own 403 (a source outside AllowedSourceCidrs) names no row: nothing is recorded as refused."""
+    manifest = manifest_of(tmp_path, 3)
+    api = FakeStack()
+
+    def gateway_refuses(body: dict[str, object]) -> JobAccepted:
+        raise StackApiError("POST /attachments: HTTP 403: User: anonymous is not authorized", status=403)
+
+    api.post_job = gateway_refuses  # type: ignore[method-assign]
+    with pytest.raises(StackApiError):
+        backfill(manifest, api).run()
+    assert not state_path(manifest).exists()
 
 
 # ------------------------------------------------------------------------------------------------ API client

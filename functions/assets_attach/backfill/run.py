@@ -97,7 +97,9 @@ class Backfill:
         try:
             accepted = self._api.post_job(group.body())
         except StackApiError as e:
-            if e.retryable or e.status in (401, None):  # the stack is unwell or the token wrong: stop, resume later
+            # The stack is unwell, the token wrong, or API Gateway itself refused (no webhook error body, e.g. a
+            # source address outside AllowedSourceCidrs): stop, and resume later. Else the webhook refused rows.
+            if e.retryable or e.status == 401 or e.api_code is None:
                 raise
             self._refused(group, e)
             return
