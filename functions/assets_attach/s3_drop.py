@@ -10,14 +10,14 @@ nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from .aws.s3_source import S3Object, S3Source
+from .aws.s3_source import S3Source
 from .errors import BadRequestError, SourceChangedError, SourceNotFoundError
 from .jobs import JobMessage, JobSpec
 from .object_ids import normalize_object_id, normalize_object_key, parse_object_ids, parse_object_keys
@@ -85,16 +85,16 @@ def drops(body: dict[str, Any]) -> Iterator[Drop]:
         )
 
 
-def _targets(
-    drop: Drop, head: S3Object, prefix: str, workspace_id: Callable[[], str]
+def object_targets(
+    key: str, metadata: Mapping[str, str], prefix: str, workspace_id: Callable[[], str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """(object ids, object keys) from the metadata (several, separated by commas and/or spaces) or the key;
-    None when the object names no Assets object."""
-    if head.metadata.get(META_OBJECT_ID):
-        return parse_object_ids(head.metadata[META_OBJECT_ID], workspace_id, META_OBJECT_ID), ()
-    if head.metadata.get(META_OBJECT_KEY):
-        return (), parse_object_keys(head.metadata[META_OBJECT_KEY], META_OBJECT_KEY)
-    parts = drop.key[len(prefix) :].split("/")
+    """(object ids, object keys) from the metadata (several, separated by commas and/or spaces) or the key
+    ``<prefix><object>/<file>``; None when the object names no Assets object."""
+    if metadata.get(META_OBJECT_ID):
+        return parse_object_ids(metadata[META_OBJECT_ID], workspace_id, META_OBJECT_ID), ()
+    if metadata.get(META_OBJECT_KEY):
+        return (), parse_object_keys(metadata[META_OBJECT_KEY], META_OBJECT_KEY)
+    parts = key[len(prefix) :].split("/")
     if len(parts) < 2:
         return None
     try:
@@ -105,6 +105,11 @@ def _targets(
         return (), (normalize_object_key(parts[0]),)
     except BadRequestError:
         return None
+
+
+def named_file(metadata: Mapping[str, str]) -> tuple[str, str]:
+    """The file's name in Assets ("" for the key's own) and its comment, from the percent-encoded metadata."""
+    return unquote(metadata.get(META_FILENAME, "")), unquote(metadata.get(META_COMMENT, ""))
 
 
 def decide(drop: Drop, s3: S3Source, settings: Settings, workspace_id: Callable[[], str]) -> Decision:
@@ -119,7 +124,7 @@ def decide(drop: Drop, s3: S3Source, settings: Settings, workspace_id: Callable[
     except (SourceNotFoundError, SourceChangedError) as e:
         return Decision(drop, skipped=f"the object is gone or was replaced: {e}")
     try:
-        targets = _targets(drop, head, prefix, workspace_id)
+        targets = object_targets(drop.key, head.metadata, prefix, workspace_id)
     except BadRequestError as e:
         return Decision(drop, skipped=f"metadata {e.field}: {e.message}")
     if targets is None:
@@ -129,6 +134,6 @@ def decide(drop: Drop, s3: S3Source, settings: Settings, workspace_id: Callable[
             f"or the metadata {META_OBJECT_ID} / {META_OBJECT_KEY}",
         )
     object_ids, object_keys = targets
-    file = head.job_file(unquote(head.metadata.get(META_FILENAME, "")), unquote(head.metadata.get(META_COMMENT, "")))
+    file = head.job_file(*named_file(head.metadata))
     spec = JobSpec(objectIds=list(object_ids), objectKeys=list(object_keys), files=[file], origin="s3")
     return Decision(drop, job=JobMessage(jobId=drop.job_id, spec=spec))

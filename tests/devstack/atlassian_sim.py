@@ -14,7 +14,8 @@ enforce:
    the stored size and ``processing_status``
 3. ``POST /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> links uploaded media
 4. ``GET  /jsm/assets/workspace/{W}/v1/attachments/object/{id}`` (Basic) -> the object's attachments
-5. ``POST /jsm/assets/workspace/{W}/v1/object/aql`` (Basic) -> ``Key = "HW-42"`` style lookups
+5. ``POST /jsm/assets/workspace/{W}/v1/object/aql`` (Basic) -> ``Key = "HW-42"`` style lookups, and the list forms
+   ``Key IN ("HW-42", "HW-43")`` and ``objectId IN (1234, 1235)`` (a backfill's dry run checks objects in batches)
    (and ``DELETE /jsm/assets/workspace/{W}/v1/attachments/{attachmentId}`` (Basic) -> 204, or 404 for an unknown
    id; step ``delete``, undocumented on Cloud, what ``doctor --live`` removes its test attachment with)
 6. ``GET  /rest/servicedeskapi/assets/workspace`` (Basic) -> workspace discovery
@@ -150,6 +151,8 @@ _BASIC_401 = {"code": 401, "message": "Unauthorized; scope does not match"}
 _AQL_RE = re.compile(
     r"""^\s*(?:key|objectkey)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"']+))\s*$""", re.IGNORECASE | re.DOTALL
 )
+_AQL_IN_RE = re.compile(r"^\s*(key|objectkey|objectid)\s+in\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+_AQL_ITEM_RE = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|([^\s",()]+))\s*(?:,|$)""")
 _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _ASSETS_RE = re.compile(r"^/jsm/assets/workspace/([^/]+)/v1/(.*)$")
 _GATEWAY_RE = re.compile(r"^/ex/jira/([^/]+)(/(?:rest|jsm)/.*)$")  # the API gateway's routes to a site
@@ -1018,12 +1021,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _error(400, "startAt and maxResults must be integers") from exc
         if start_at < 0 or max_results < 0:
             raise _error(400, "startAt and maxResults must not be negative")
-        match = _AQL_RE.match(ql)
-        if not match:
-            raise _error(400, f"AQL could not be parsed by the simulator: {ql!r}")
-        key = match.group(1) if match.group(1) is not None else match.group(2)
-        key = re.sub(r"\\(.)", r"\1", key)
-        found = self.sim._objects_by_key(key)
+        found = self._aql_objects(ql)
         page = found[start_at : start_at + max_results]
         # includeAttributes defaults to true: every object comes with its attributes unless the caller says false.
         with_attributes = query.get("includeAttributes", "true").strip().lower() != "false"
@@ -1044,6 +1042,26 @@ class _Handler(BaseHTTPRequestHandler):
                 for o in page
             ],
         }
+
+    def _aql_objects(self, ql: str) -> list[_SimObject]:
+        """``Key = "X"``, or ``Key IN ("X", "Y")`` / ``objectId IN (1, 2)``, in the order the objects were added."""
+        match = _AQL_RE.match(ql)
+        if match:
+            key = match.group(1) if match.group(1) is not None else match.group(2)
+            return self.sim._objects_by_key(re.sub(r"\\(.)", r"\1", key))
+        listed = _AQL_IN_RE.match(ql)
+        items = (
+            [m.group(1) if m.group(1) is not None else m.group(2) for m in _AQL_ITEM_RE.finditer(listed.group(2))]
+            if listed
+            else []
+        )
+        if not listed or not items:
+            raise _error(400, f"AQL could not be parsed by the simulator: {ql!r}")
+        wanted = {re.sub(r"\\(.)", r"\1", item).lower() for item in items}
+        by_id = listed.group(1).lower() == "objectid"
+        with self.sim._lock:
+            objects = list(self.sim._objects.values())
+        return [o for o in objects if (o.object_id if by_id else (o.object_key or "").lower()) in wanted]
 
     def _link(self, workspace: str, object_id: str, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
         self._require_basic()

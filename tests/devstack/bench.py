@@ -21,7 +21,8 @@ much was sent twice.
 Cold start: the two handlers' imports against ``import boto3, requests`` (devstack.cold_import).
 
 It is a measurement: it prints the goals met or missed and exits 0 either way. Settings: BENCH_SIZE_MIB (default
-1024), BENCH_ROUNDS (default 5), BENCH_SECTIONS (default ``upload,resume,imports``).
+1024), BENCH_ROUNDS (default 5), BENCH_SECTIONS (default ``upload,resume,imports,backfill``; the backfill's own
+settings are in ``devstack.backfill_bench``).
 """
 
 from __future__ import annotations
@@ -407,7 +408,7 @@ def imports_section(rounds: int) -> list[str]:
 def main() -> int:
     size = int(os.environ.get("BENCH_SIZE_MIB", "1024")) * MiB
     rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
-    sections = os.environ.get("BENCH_SECTIONS", "upload,resume,imports").split(",")
+    sections = os.environ.get("BENCH_SECTIONS", "upload,resume,imports,backfill").split(",")
     started = time.monotonic()
     print(f"benchmark: {size // MiB} MiB, {rounds} rounds, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     report: list[str] = []
@@ -419,6 +420,10 @@ def main() -> int:
                 report += ["", *resume_section(stack, sim, size)]
     if "imports" in sections:
         report += ["", *imports_section(rounds)]
+    if "backfill" in sections:  # BACKFILL_* settings: see devstack.backfill_bench
+        from devstack import backfill_bench
+
+        report += ["", *backfill_bench.main_report()]
     minutes = (time.monotonic() - started) / 60
     print(f"\nresults of {datetime.now(UTC):%Y-%m-%d} ({size // MiB} MiB, medians of {rounds}, {minutes:.1f} min)")
     print("\n".join(report))

@@ -1,9 +1,13 @@
-"""``assets-attach``: upload a file, check a setup, find a workspace id. Same settings as the Lambda functions."""
+"""``assets-attach``: upload a file, check a setup, find a workspace id, follow and backfill jobs on a deployed stack.
+
+Same settings as the Lambda functions; ``status``, ``jobs`` and ``backfill`` talk to the stack's webhook API."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +21,12 @@ from ..atlassian.routes import tenant_cloud_id
 from ..atlassian.url_policy import check_media_base_url, require_secure_url
 from ..attach import FileSource, UploadProgress
 from ..aws.s3_source import parse_s3_uri
+from ..backfill.dry_run import StackChecker, dry_run
+from ..backfill.manifest import BadRow, checked_rows, scan
+from ..backfill.prefix import default_manifest, write_prefix_manifest
+from ..backfill.progress import Progress
+from ..backfill.run import Backfill, Pace, report_rows, write_report
+from ..backfill.state import StateFile, state_path
 from ..errors import (
     AtlassianAuthError,
     AtlassianError,
@@ -29,6 +39,7 @@ from ..local_source import LocalFile
 from ..object_ids import normalize_object_id, normalize_object_key
 from ..runtime import Runtime, get_runtime
 from ..settings import Settings
+from ..stack_api import RemoteJob, StackApi, StackTarget, stack_target
 
 
 class ProgressLine:
@@ -249,6 +260,142 @@ def cmd_workspace(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- a deployed stack: status, jobs, backfill ---------------------------------------------------------------
+
+# ``status``'s exit codes: 0 succeeded, 1 failed (or the job cannot be read), 3 still queued or running (2 is
+# argparse's usage error).
+STATUS_EXIT = {"succeeded": 0, "failed": 1, "queued": 3, "running": 3}
+BAD_ROWS_SHOWN = 50
+
+
+def _target(args: argparse.Namespace) -> StackTarget:
+    return stack_target(args.stack, os.environ)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    job = StackApi(_target(args)).get_job(args.job_id)
+    print(json.dumps(job.model_dump(exclude_none=True), ensure_ascii=False, indent=2))
+    return STATUS_EXIT[job.status]
+
+
+def _job_line(job: RemoteJob) -> str:
+    attached = sum(f.status == "attached" for f in job.files)
+    failed = sum(f.status == "failed" for f in job.files)
+    return (
+        f"{job.jobId}  {job.status:<9}  {job.createdAt}  object {job.objectId or job.objectKey}  "
+        f"issue {job.issueKey or '-'}  {attached}/{len(job.files)} attached" + (f", {failed} failed" if failed else "")
+    )
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    page = StackApi(_target(args)).list_jobs(
+        issueKey=args.issue_key,
+        objectId=args.object_id,
+        bucket=args.bucket,
+        key=args.key,
+        status=args.status,
+        limit=args.limit,
+        cursor=args.cursor,
+    )
+    for job in page.jobs:
+        print(json.dumps(job.model_dump(exclude_none=True), ensure_ascii=False) if args.json else _job_line(job))
+    if page.nextCursor:
+        print(f"more: --cursor {page.nextCursor}", file=sys.stderr)
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Parse, then hand over to the backfill package: a dry run, or send, follow and report."""
+
+    stack = _target(args) if args.stack or not args.dry_run else None
+    settings = Settings.from_env()
+    if stack is not None and stack.secret_id and not settings.atlassian_secret_id:
+        settings = dataclasses.replace(settings, atlassian_secret_id=stack.secret_id)
+    runtime = Runtime(settings)
+    if args.prefix:
+        manifest = Path(args.manifest_out) if args.manifest_out else default_manifest(args.prefix)
+        written = write_prefix_manifest(
+            runtime.s3_client,
+            args.prefix,
+            args.object_from,
+            runtime.workspace_id,
+            manifest,
+            lambda uri, why: print(f"skipped {uri}: {why}", file=sys.stderr),
+        )
+        print(f"{written:,} rows from {args.prefix} written to {manifest}", file=sys.stderr)
+    else:
+        manifest = Path(args.manifest)
+    prints, _ = scan(manifest)
+    repeated = prints.repeated()
+    if args.dry_run:
+        return _dry_run(args, runtime, manifest, repeated, stack)
+
+    bad = 0
+    for item in checked_rows(manifest, repeated):
+        if isinstance(item, BadRow):
+            bad += 1
+            if bad <= BAD_ROWS_SHOWN:
+                print(f"line {item.line}: {item.kind}: {item.reason}", file=sys.stderr)
+    if bad > BAD_ROWS_SHOWN:
+        print(f"... and {bad - BAD_ROWS_SHOWN:,} more bad rows (--report lists them all)", file=sys.stderr)
+    if bad and not args.skip_bad_rows:
+        print(f"nothing sent: {bad:,} bad rows; fix them, or send the rest with --skip-bad-rows", file=sys.stderr)
+        _report(args, manifest, repeated, StateFile(state_path(manifest)))
+        return 1
+    return _send(args, manifest, repeated, stack or _target(args), len(prints) - bad)
+
+
+def _dry_run(
+    args: argparse.Namespace, runtime: Runtime, manifest: Path, repeated: set[int], stack: StackTarget | None
+) -> int:
+    limit = stack.max_file_size if stack and stack.max_file_size else runtime.settings.max_file_size_bytes
+    summary = dry_run(
+        manifest,
+        repeated,
+        StackChecker(runtime.s3, runtime.jira, runtime.assets),
+        limit,
+        lambda line, kind, reason: print(f"line {line}: {kind}: {reason}"),
+    )
+    print("\n".join(summary.lines()))
+    return 1 if summary.errors else 0
+
+
+def _send(args: argparse.Namespace, manifest: Path, repeated: set[int], stack: StackTarget, rows: int) -> int:
+
+    state_file = StateFile(state_path(manifest))
+    progress = Progress(sys.stderr, rows, tty=sys.stderr.isatty())
+    run = Backfill(manifest, repeated, StackApi(stack), state_file, progress, Pace(args.rate, args.in_flight))
+    try:
+        run.run()
+    finally:
+        print(f"{run.posts:,} requests sent in this run; state in {state_file.path}", file=sys.stderr)
+    total, attached = _report(args, manifest, repeated, state_file)
+    print(f"{attached:,} of {total:,} rows attached" + (f"; report in {args.report}" if args.report else ""))
+    return 0 if attached == total else 1
+
+
+def _report(args: argparse.Namespace, manifest: Path, repeated: set[int], state_file: StateFile) -> tuple[int, int]:
+    return write_report(report_rows(manifest, repeated, state_file), Path(args.report) if args.report else None)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+
+    return parse
+
+
+def _add_stack_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="the deployed stack (its WebhookUrl and secret); else ASSETS_ATTACH_API_URL and ASSETS_ATTACH_TOKEN",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assets-attach", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +423,51 @@ def build_parser() -> argparse.ArgumentParser:
     workspace = commands.add_parser("workspace", help="print the Assets workspace id of a Jira site")
     workspace.add_argument("--site", required=True, help="https://<site>.atlassian.net")
     workspace.set_defaults(run=cmd_workspace)
+
+    status = commands.add_parser(
+        "status", help="show a job of the deployed stack; exit 0 succeeded, 1 failed, 3 queued or running"
+    )
+    status.add_argument("job_id", metavar="JOB_ID")
+    _add_stack_argument(status)
+    status.set_defaults(run=cmd_status)
+
+    jobs = commands.add_parser("jobs", help="list the deployed stack's jobs, newest first")
+    jobs.add_argument("--issue-key", help="jobs of this Jira issue")
+    jobs.add_argument("--object-id", help="jobs for this Assets object")
+    jobs.add_argument("--bucket", help="jobs with a file from this bucket")
+    jobs.add_argument("--key", help="jobs with this S3 key (with --bucket)")
+    jobs.add_argument("--status", choices=("queued", "running", "succeeded", "failed"))
+    jobs.add_argument("--limit", type=int, help="at most this many jobs")
+    jobs.add_argument("--cursor", help="the next page (printed on stderr after a full page)")
+    jobs.add_argument("--json", action="store_true", help="one JSON job view per line")
+    _add_stack_argument(jobs)
+    jobs.set_defaults(run=cmd_jobs)
+
+    backfill = commands.add_parser(
+        "backfill", help="attach every row of a manifest (or every file under an S3 prefix) through the stack"
+    )
+    backfill.add_argument(
+        "manifest",
+        metavar="MANIFEST",
+        nargs="?",
+        help="CSV or JSON Lines: source, objectId|objectKey, filename, comment",
+    )
+    backfill.add_argument("--prefix", metavar="S3_URI", help="s3://bucket/prefix/: the files under it, as S3 drops")
+    backfill.add_argument("--object-from", choices=("metadata", "key"), help="with --prefix: where the object is named")
+    backfill.add_argument(
+        "--manifest-out",
+        metavar="FILE",
+        help="with --prefix: the manifest written (default: ./<bucket>-<prefix>.jsonl)",
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="check every row, send nothing")
+    backfill.add_argument("--report", metavar="FILE", help="write a CSV: every row's job, status, attachment, error")
+    backfill.add_argument("--skip-bad-rows", action="store_true", help="send the good rows when some rows are bad")
+    backfill.add_argument("--rate", type=_positive(float), default=2.0, help="most jobs sent a second (default 2)")
+    backfill.add_argument(
+        "--in-flight", type=_positive(int), default=10, help="most jobs queued or running at once (default 10)"
+    )
+    _add_stack_argument(backfill)
+    backfill.set_defaults(run=cmd_backfill)
     return parser
 
 
@@ -284,6 +476,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.run is cmd_doctor and args.live and not args.object_id:
         parser.error("doctor --live needs --object-id (the object that receives the test attachment)")
+    if args.run is cmd_backfill and (args.manifest is None) == (args.prefix is None):
+        parser.error("backfill takes a MANIFEST or --prefix s3://bucket/prefix/ (with --object-from), not both")
+    if args.run is cmd_backfill and args.prefix and not args.object_from:
+        parser.error("backfill --prefix needs --object-from metadata|key")
     try:
         return int(args.run(args))
     except AttachError as e:
