@@ -39,8 +39,10 @@ def normalize_object_key(value: object, field: str = "objectKey") -> str:
     return value.strip()
 
 
-def _items(value: object, field: str) -> list[tuple[object, str]]:
-    """Each given item with the field that names it: ``objectId[2]`` in a list, else the field itself."""
+def listed_items(value: object, field: str) -> list[tuple[object, str]]:
+    """Each given item with the field that names it: ``objectId[2]`` in a list, else the field itself. One string
+    is split at commas and/or whitespace, as Jira renders a list smart value (``"10000, 10001"``): the one way
+    every field that takes several ids reads them."""
     if isinstance(value, list):
         return [(item, f"{field}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, str):
@@ -59,9 +61,10 @@ def _distinct(values: list[str], field: str) -> tuple[str, ...]:
 
 def parse_object_ids(value: object, workspace_id: Callable[[], str], field: str = "objectId") -> tuple[str, ...]:
     """One or several object ids, each normalized, in the order given, without repeats."""
-    return _distinct([normalize_object_id(item, workspace_id, name) for item, name in _items(value, field)], field)
+    ids = [normalize_object_id(item, workspace_id, name) for item, name in listed_items(value, field)]
+    return _distinct(ids, field)
 
 
 def parse_object_keys(value: object, field: str = "objectKey") -> tuple[str, ...]:
     """One or several object keys, in the order given, without repeats."""
-    return _distinct([normalize_object_key(item, name) for item, name in _items(value, field)], field)
+    return _distinct([normalize_object_key(item, name) for item, name in listed_items(value, field)], field)

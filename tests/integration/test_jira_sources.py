@@ -161,6 +161,25 @@ def test_ids_as_numbers_and_strings_and_a_filename_for_the_only_one(
     assert landed(stack, "1234") == {"Lieferschein.pdf": (sha(data), len(data), "application/pdf")}
 
 
+def test_ids_as_one_string_as_issue_attachment_id_renders_them(
+    stack: LocalStack, api: str, worker: LocalWorker, objects: tuple[str, str]
+) -> None:
+    """A rule's body as Jira renders it: {{issue.attachment.id}} and a multi-object field joined with ", "."""
+    first, one = jira_file(stack, "SUP-10", "one.pdf")
+    second, two = jira_file(stack, "SUP-10", "two.pdf")
+    body = {"objectId": "1234, 5678", "jiraAttachments": f"{first}, {second}", "issueKey": "SUP-10"}
+
+    reply = post(api, stack, body)
+    assert reply.status_code == 202, reply.text
+    worker.drain()
+
+    for object_id in objects:
+        assert {name: digest for name, (digest, _, _) in landed(stack, object_id).items()} == {
+            "one.pdf": sha(one),
+            "two.pdf": sha(two),
+        }
+
+
 def test_each_jira_attachment_object_pair_is_attached_once_across_requests(
     stack: LocalStack, api: str, worker: LocalWorker, objects: tuple[str, str]
 ) -> None:
