@@ -26,6 +26,16 @@ class JobAccepted(BaseModel):
     statusUrl: str
 
 
+class JobList(BaseModel):
+    """``GET /attachments/jobs``: a page of jobs, newest first; ``nextCursor`` (absent on the last page) fetches the
+    next with the same filters."""
+
+    jobs: list[JobView]
+    nextCursor: str | None = Field(
+        default=None, description="send as cursor, with the same filters, for the next page; absent on the last page"
+    )
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="machine-readable, e.g. bad_request, source_not_found, file_too_large")
     message: str

@@ -16,6 +16,7 @@ from .aws.job_store import JobStore
 from .aws.link_lease import Lease, LinkLeases
 from .aws.s3_source import S3Source
 from .errors import AtlassianError, AttachError, ContinueLaterError, LinkAmbiguousError, LinkOutcomeUnknownError
+from .job_listing import ref_object
 from .jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, Target
 from .link_recovery import candidates, decide_recovery, marker_before_link
 from .observability import NAMESPACE, logger, metrics
@@ -111,6 +112,7 @@ class JobRunner:
             try:
                 if object_id is None:
                     object_id = self._object_id(job_id, index, target, resolved)
+                    self._store.add_refs(record, [ref_object(object_id)])  # found by the object's id from now on
                     if index == 0 and record.objectId is None:  # the job view's objectId: the first pair's
                         self._store.update(job_id, objectId=object_id)
                 self._attach_pair(job_id, index, object_id, wanted, state)

@@ -263,10 +263,18 @@ class JobRecord(BaseModel):
     issueKey: str | None = None
     error: str | None = None
 
+    def view(self) -> JobView:
+        """The job as ``GET /attachments/jobs/{jobId}`` shows it."""
+        return JobView.model_validate(
+            {
+                **self.model_dump(),
+                "files": [f.model_dump() for f in self.files],
+            }
+        )
+
     def public_view(self) -> dict[str, Any]:
-        """The job as ``GET /attachments/jobs/{jobId}`` shows it (``JobView``)."""
-        view = JobView.model_validate({**self.model_dump(), "files": [f.model_dump() for f in self.files]})
-        return view.model_dump(exclude_none=True)
+        """``view()`` as the JSON answer carries it (absent fields left out)."""
+        return self.view().model_dump(exclude_none=True)
 
 
 def queued_record(job_id: str, spec: JobSpec) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from assets_attach.aws.job_store import JOBS_TABLE_ATTRIBUTES, JOBS_TABLE_INDEXES
+from assets_attach.job_listing import REF_INDEX, STATUS_INDEX
 from devstack.cfn_yaml import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +152,7 @@ def test_webhook_answers_within_api_gateways_limit(template: dict[str, Any]) -> 
     webhook = function_for(template, "webhook")
     assert webhook["Timeout"] <= 29
     routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in webhook["Events"].values()}
-    assert routes == {("post", "/attachments"), ("get", "/attachments/jobs/{jobId}")}
+    assert routes == {("post", "/attachments"), ("get", "/attachments/jobs/{jobId}"), ("get", "/attachments/jobs")}
     assert all(e["Type"] == "Api" for e in webhook["Events"].values())
 
 
@@ -282,6 +284,47 @@ def test_dynamodb_tables_match_the_code(template: dict[str, Any]) -> None:
     assert idempotency["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert idempotency["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert jobs["BillingMode"] == idempotency["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_the_jobs_table_has_the_indexes_the_job_store_lists_with(template: dict[str, Any]) -> None:
+    """The store and the local stack use JOBS_TABLE_INDEXES; the template must declare the same ones."""
+    jobs = template["Resources"]["JobsTable"]["Properties"]
+    indexes = JOBS_TABLE_INDEXES
+    assert sorted(jobs["GlobalSecondaryIndexes"], key=str) == sorted(indexes, key=str)
+    key_attributes = {k["AttributeName"] for i in indexes for k in i["KeySchema"]} | {"jobId"}
+    assert {a["AttributeName"] for a in jobs["AttributeDefinitions"]} == key_attributes
+    assert sorted(jobs["AttributeDefinitions"], key=str) == sorted(JOBS_TABLE_ATTRIBUTES, key=str)
+    assert {i["IndexName"] for i in indexes} == {REF_INDEX, STATUS_INDEX}
+
+
+def test_only_the_webhook_may_query_the_jobs_indexes_and_never_scan(template: dict[str, Any]) -> None:
+    def statements(role: str) -> list[dict[str, Any]]:
+        props = template["Resources"][role]["Properties"]
+        return [s for policy in props.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+
+    shared = template["Resources"]["AttachmentsAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    every = [a for s in shared for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert "dynamodb:PutItem" in every  # a new job and its index items: one TransactWriteItems of puts
+    assert not [a for a in every if a in ("dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem")]
+    webhook = {s["Sid"]: s for s in statements("WebhookRole")}
+    assert webhook["FindJobs"]["Action"] == "dynamodb:Query"
+    assert webhook["FindJobs"]["Resource"] == [
+        {"Fn::Sub": f"${{JobsTable.Arn}}/index/{name}"} for name in (REF_INDEX, STATUS_INDEX)
+    ]
+    assert webhook["ReadListedJobs"] == {
+        "Sid": "ReadListedJobs",
+        "Effect": "Allow",
+        "Action": "dynamodb:BatchGetItem",
+        "Resource": {"Fn::GetAtt": ["JobsTable", "Arn"]},
+    }
+    for role in ("WorkerRole", "WebhookRole"):
+        assert not [s for s in statements(role) if "dynamodb:Scan" in str(s["Action"])]
+    events = function_for(template, "webhook")["Events"]
+    assert {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in events.values()} == {
+        ("/attachments", "post"),
+        ("/attachments/jobs/{jobId}", "get"),
+        ("/attachments/jobs", "get"),
+    }
 
 
 def test_outputs(template: dict[str, Any]) -> None:

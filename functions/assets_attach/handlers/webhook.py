@@ -1,4 +1,5 @@
-"""Webhook Lambda behind API Gateway (REST): ``POST /attachments`` and ``GET /attachments/jobs/{jobId}``.
+"""Webhook Lambda behind API Gateway (REST): ``POST /attachments``, ``GET /attachments/jobs/{jobId}`` and
+``GET /attachments/jobs`` (find jobs by issue, object, S3 file or status).
 
 Thin by design: authenticate, parse, hand over to the intake or the job store, and map the result. Every
 error becomes ``{"error": {"code", "message", "field"?}}`` with its status, in ``on_attach_error`` alone.
@@ -21,7 +22,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from ..api_document import ErrorDetail, ErrorReply, JobAccepted
+from ..api_document import ErrorDetail, ErrorReply, JobAccepted, JobList
 from ..attach_request import parse_attach_request
 from ..errors import (
     AttachError,
@@ -31,6 +32,7 @@ from ..errors import (
     SourceAccessError,
     SourceNotFoundError,
 )
+from ..job_listing import encode_cursor, parse_job_query
 from ..jobs import JobRecord
 from ..observability import logger, metrics, tracer
 from ..runtime import get_runtime
@@ -74,7 +76,8 @@ def json_response(status: HTTPStatus, answer: BaseModel | dict[str, Any]) -> Res
 
 
 def error_response(status: HTTPStatus, code: str, message: str, field: str | None = None) -> Response[str]:
-    return json_response(status, ErrorReply(error=ErrorDetail(code=code, message=message, field=field or None)))
+    detail = ErrorDetail(code=code, message=message, field=field or None)
+    return json_response(status, ErrorReply(error=detail))
 
 
 def authorize() -> None:
@@ -153,6 +156,16 @@ def get_job(job_id: str) -> dict[str, Any]:
     return record.public_view()
 
 
+@app.get("/attachments/jobs")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def list_jobs() -> Response[str]:
+    authorize()
+    query = parse_job_query(app.current_event.query_string_parameters, get_runtime().workspace_id)
+    records, position = get_runtime().jobs.find(query)
+    cursor = encode_cursor(position) if position else None
+    return json_response(HTTPStatus.OK, JobList(jobs=[r.view() for r in records], nextCursor=cursor))
+
+
 @app.exception_handler(AttachError)
 def on_attach_error(error: AttachError) -> Response[str]:
     status = next((s for cls, s in HTTP_STATUS.items() if isinstance(error, cls)), None)
@@ -181,7 +194,11 @@ def on_unexpected_error(error: Exception) -> Response[str]:
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
-    return error_response(HTTPStatus.NOT_FOUND, "not_found", "use POST /attachments or GET /attachments/jobs/{jobId}")
+    return error_response(
+        HTTPStatus.NOT_FOUND,
+        "not_found",
+        "There is no such route: use POST /attachments, GET /attachments/jobs or GET /attachments/jobs/{jobId}.",
+    )
 
 
 # log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the Authorization header.
