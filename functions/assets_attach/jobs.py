@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from .filenames import repair_filename
+from .job_summary import summarize
 from .observability import logger
 from .pins import pin_for, real_version
 
@@ -235,6 +236,10 @@ class JobView(BaseModel):
 
     jobId: str
     status: JobStatus
+    summary: str = Field(
+        description="one sentence a rule can print as it is, e.g. '2 of 3 attached; report.pdf: s3://exports/"
+        "report.pdf was deleted after the request was accepted.'"
+    )
     objectId: str | None = Field(default=None, description="the first object (each file entry names its own)")
     objectKey: str | None = None
     issueKey: str | None = None
@@ -268,6 +273,7 @@ class JobRecord(BaseModel):
         return JobView.model_validate(
             {
                 **self.model_dump(),
+                "summary": summarize(self.status, self.files, self.error),
                 "files": [f.model_dump() for f in self.files],
             }
         )

@@ -75,6 +75,7 @@ def test_a_jira_attachment_lands_on_two_objects_and_the_rule_gets_the_outcome(
     assert reply.status_code == 200, reply.text
     job = reply.json()
     assert job["status"] == "succeeded" and job["issueKey"] == "SUP-12" and job["objectId"] == "1234"
+    assert job["summary"] == "2 of 2 attached."
     assert [(f["objectId"], f["jiraAttachmentId"], f["status"], f["size"]) for f in job["files"]] == [
         ("1234", attachment_id, "attached", len(data)),
         ("5678", attachment_id, "attached", len(data)),
@@ -265,6 +266,8 @@ def test_a_failed_job_answers_422_with_the_reason(stack: LocalStack, api: str, r
     job = reply.json()
     [file] = job["files"]
     assert (job["status"], file["status"], file["errorCode"]) == ("failed", "failed", "source_deleted")
+    assert job["summary"].startswith("0 of 1 attached; gone.pdf: ")  # what a rule prints as it is
+    assert job["summary"].endswith(f"Jira attachment {attachment_id} was deleted after the request was accepted.")
     assert stack.sim.attachments("1234") == []
 
 

@@ -149,6 +149,7 @@ def test_bad_requests_get_their_status_and_name_the_field(
     error = reply.json()["error"]
     assert error["field"] == field
     assert error["code"] and error["message"]
+    assert error["message"].endswith("."), "a sentence a rule can print as it is"
     assert stack.queue_depth(stack.queue_url) == 0
 
 

@@ -143,6 +143,7 @@ def test_public_view_shows_the_contract_fields_only() -> None:
         "objectId": "1234",
         "issueKey": "IT-1",
         "error": "1 of 1 file(s) failed",
+        "summary": "0 of 1 attached; f: gone.",
         "attempts": 2,
         "createdAt": "t0",
         "updatedAt": "t1",

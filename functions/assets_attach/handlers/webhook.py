@@ -36,6 +36,7 @@ from ..job_listing import encode_cursor, parse_job_query
 from ..jobs import JobRecord
 from ..observability import logger, metrics, tracer
 from ..runtime import get_runtime
+from ..sentences import as_sentence
 
 app = APIGatewayRestResolver()
 ANSWER_MARGIN_SECONDS = 2.0  # time kept to answer after a wait
@@ -76,7 +77,8 @@ def json_response(status: HTTPStatus, answer: BaseModel | dict[str, Any]) -> Res
 
 
 def error_response(status: HTTPStatus, code: str, message: str, field: str | None = None) -> Response[str]:
-    detail = ErrorDetail(code=code, message=message, field=field or None)
+    """Every refusal's body; its message one sentence a rule can print (``{{webResponse.body.error.message}}``)."""
+    detail = ErrorDetail(code=code, message=as_sentence(message, field), field=field or None)
     return json_response(status, ErrorReply(error=detail))
 
 
