@@ -38,7 +38,12 @@ def _one_or_many(item: dict[str, Any], description: str) -> dict[str, Any]:
     """The JSON schema of a field that takes one value, a list of them, or one string of several."""
     return {
         "description": description,
-        "anyOf": [item, {"type": "string"}, {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_OBJECTS}],
+        "anyOf": [
+            item,
+            {"type": "string"},
+            {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_OBJECTS},
+            {"type": "null"},  # null is as good as leaving the field out
+        ],
     }
 
 
@@ -74,6 +79,7 @@ class AttachRequestBody(S3File):
                     "minItems": 1,
                     "maxItems": MAX_FILES,
                 },
+                {"type": "null"},
             ],
         },
     )
@@ -81,7 +87,11 @@ class AttachRequestBody(S3File):
         default=None,
         json_schema_extra={
             "description": f"true (up to {MAX_WAIT_SECONDS} s) or seconds: answer when the job has finished",
-            "anyOf": [{"type": "boolean"}, {"type": "number", "minimum": 1, "maximum": MAX_WAIT_SECONDS}],
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "number", "minimum": 1, "maximum": MAX_WAIT_SECONDS},
+                {"type": "null"},
+            ],
         },
     )
 

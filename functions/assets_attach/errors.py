@@ -8,6 +8,7 @@ The webhook maps them to HTTP answers and the worker to retry-or-fail, each in o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 # Where a failure happened; also the ``step`` dimension of the Failures metric.
@@ -200,3 +201,49 @@ class ChunkedUploadStaleError(AtlassianError):
 
     code = "chunked_upload_stale"
     retryable = True
+
+
+class ApiError(AttachError):
+    """Refusals of the webhook API itself, never a file's outcome (so never a job's ``errorCode``)."""
+
+
+class UnauthorizedError(ApiError):
+    code = "unauthorized"
+
+
+class UnsupportedMediaTypeError(ApiError):
+    code = "unsupported_media_type"
+
+
+class JobNotFoundError(ApiError):
+    code = "job_not_found"
+
+
+class JobInProgressError(ApiError):
+    code = "in_progress"
+
+
+class UnavailableError(ApiError):
+    """503: nothing was accepted, the same request may be sent again."""
+
+    code = "unavailable"
+
+
+class RouteNotFoundError(ApiError):
+    code = "not_found"
+
+
+def _families() -> Iterator[type[AttachError]]:
+    pending: list[type[AttachError]] = [AttachError]
+    while pending:
+        cls = pending.pop()
+        if not issubclass(cls, ContinueLaterError):  # not a failure: never shown as one
+            yield cls
+        pending += cls.__subclasses__()
+
+
+def error_codes(*, files_only: bool = False) -> list[str]:
+    """Every ``code`` an error answer (or, ``files_only``, a job's file entry as ``errorCode``) can carry: the
+    enums of openapi.json, read from the classes. Errors defined beside their adapters (the job store's) count
+    once their module is imported."""
+    return sorted({c.code for c in _families() if not (files_only and issubclass(c, ApiError))})

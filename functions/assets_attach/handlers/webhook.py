@@ -29,8 +29,15 @@ from ..errors import (
     BadRequestError,
     BucketNotAllowedError,
     FileTooLargeError,
+    InternalError,
+    JobInProgressError,
+    JobNotFoundError,
+    RouteNotFoundError,
     SourceAccessError,
     SourceNotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+    UnsupportedMediaTypeError,
 )
 from ..job_listing import encode_cursor, parse_job_query
 from ..jobs import JobRecord
@@ -40,22 +47,6 @@ from ..sentences import as_sentence
 
 app = APIGatewayRestResolver()
 ANSWER_MARGIN_SECONDS = 2.0  # time kept to answer after a wait
-
-
-class UnauthorizedError(AttachError):
-    code = "unauthorized"
-
-
-class UnsupportedMediaTypeError(AttachError):
-    code = "unsupported_media_type"
-
-
-class JobNotFoundError(AttachError):
-    code = "job_not_found"
-
-
-class JobInProgressError(AttachError):
-    code = "in_progress"
 
 
 HTTP_STATUS: dict[type[AttachError], HTTPStatus] = {
@@ -176,21 +167,24 @@ def on_attach_error(error: AttachError) -> Response[str]:
         return error_response(status, error.code, error.message, error.field)
     logger.exception("request could not be served", extra={"code": error.code})
     if error.retryable:  # nothing was accepted; the caller may send the same request again
-        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again shortly: " + error.message)
+        unavailable = UnavailableError.code
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, unavailable, "try again shortly: " + error.message)
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, error.code, "the service is misconfigured; see its logs")
 
 
 @app.exception_handler(IdempotencyPersistenceLayerError)
 def on_idempotency_store_error(error: IdempotencyPersistenceLayerError) -> Response[str]:
     logger.exception("the idempotency store failed")
-    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again shortly: the job store failed")
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE, UnavailableError.code, "try again shortly: the job store failed"
+    )
 
 
 @app.exception_handler(Exception)
 def on_unexpected_error(error: Exception) -> Response[str]:
     logger.exception("unexpected error")
     return error_response(
-        HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "unexpected error; see the service's logs"
+        HTTPStatus.INTERNAL_SERVER_ERROR, InternalError.code, "unexpected error; see the service's logs"
     )
 
 
@@ -198,7 +192,7 @@ def on_unexpected_error(error: Exception) -> Response[str]:
 def not_found(_: Exception) -> Response[str]:
     return error_response(
         HTTPStatus.NOT_FOUND,
-        "not_found",
+        RouteNotFoundError.code,
         "There is no such route: use POST /attachments, GET /attachments/jobs or GET /attachments/jobs/{jobId}.",
     )
 
