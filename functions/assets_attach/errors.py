@@ -40,6 +40,9 @@ class AttachError(Exception):
 
     code = "attach_failed"
     retryable = False
+    # Whether the text names the step that failed ("upload: …"): for the errors about what the request named (the
+    # object, the source, its size), the step is where it was noticed, which the reader does not need.
+    show_step = True
 
     def __init__(
         self,
@@ -61,7 +64,7 @@ class AttachError(Exception):
             self.retryable = retryable
 
     def __str__(self) -> str:
-        where = f"{self.step}: " if self.step else ""
+        where = f"{self.step}: " if self.step and self.show_step else ""
         status = f" (HTTP {self.status})" if self.status else ""
         return f"{where}{self.message}{status}"
 
@@ -99,18 +102,21 @@ class SourceNotFoundError(AttachError):
     """The S3 object (or local file) does not exist."""
 
     code = "source_not_found"
+    show_step = False
 
 
 class SourceAccessError(AttachError):
     """The S3 object exists but this role may not read it."""
 
     code = "source_access_denied"
+    show_step = False
 
 
 class SourceChangedError(AttachError):
     """The S3 object changed or vanished since the request was accepted."""
 
     code = "source_changed"
+    show_step = False
 
 
 class SourceDeletedError(SourceChangedError):
@@ -121,6 +127,7 @@ class SourceDeletedError(SourceChangedError):
 
 class FileTooLargeError(AttachError):
     code = "file_too_large"
+    show_step = False
 
 
 def check_size(size: int, limit: int, what: str) -> None:
@@ -137,6 +144,7 @@ class ObjectNotFoundError(AttachError):
     """No Assets object answers to the given id or key."""
 
     code = "object_not_found"
+    show_step = False
 
 
 class MediaHostNotAllowedError(AttachError):

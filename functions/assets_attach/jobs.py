@@ -230,6 +230,13 @@ class FileView(BaseModel):
     error: str | None = None
     errorCode: str | None = None
 
+    @model_validator(mode="after")
+    def _progress_while_uploading(self) -> FileView:
+        """``bytesSent`` says how far an upload is; once the file is linked, attached or failed it would be stale."""
+        if self.status != "uploading":
+            self.bytesSent = None
+        return self
+
 
 class JobView(BaseModel):
     """A job as ``GET /attachments/jobs/{jobId}`` (and a waited-for answer) shows it."""

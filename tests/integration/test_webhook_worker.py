@@ -291,7 +291,21 @@ def test_an_unknown_object_key_fails_its_files_and_the_job(stack: LocalStack, ap
     job = job_status(stack, reply["statusUrl"])
     [file] = job["files"]
     assert (job["status"], file["objectKey"], file["errorCode"]) == ("failed", "HW-404", "object_not_found")
-    assert "HW-404" in file["error"]
+    assert file["error"].startswith("no Assets object has the key HW-404")  # no "aql:" step in front
+    assert job["summary"] == f"0 of 1 attached; a.txt: {file['error']}."
+
+
+def test_an_unknown_object_id_fails_with_a_reason_a_rule_can_print(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    stack.put("attachments/a.txt", b"a")
+    reply = post(api, stack, {"objectId": "9999", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    worker.drain()
+    job = job_status(stack, reply["statusUrl"])
+    [file] = job["files"]
+    assert (job["status"], file["errorCode"]) == ("failed", "object_not_found")
+    assert file["error"].startswith("Assets object 9999 not found")  # not "credentials: Assets object …"
+    assert job["summary"].startswith("0 of 1 attached; a.txt: Assets object 9999 not found")
 
 
 def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(

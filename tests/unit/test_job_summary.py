@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
 from assets_attach.jobs import FileRecord, JobRecord
 from assets_attach.sentences import as_sentence
 
@@ -74,3 +75,21 @@ def test_a_long_reason_is_clipped() -> None:
 )  # fmt: skip
 def test_messages_become_sentences(message: str, field: str | None, sentence: str) -> None:
     assert as_sentence(message, field) == sentence
+
+
+def test_bytes_sent_shows_only_while_the_file_uploads() -> None:
+    """A record keeps the last progress it noted; the view must not show it once the file is done."""
+    files = [
+        FileRecord(objectId="1", filename="a", size=10, status=status, bytesSent=4)
+        for status in ("uploading", "linking", "attached", "failed")
+    ]
+    view = job("running", *files).public_view()
+    assert [f.get("bytesSent") for f in view["files"]] == [4, None, None, None]
+
+
+def test_what_the_request_named_is_reported_without_the_step_that_noticed_it() -> None:
+    missing = ObjectNotFoundError("Assets object 9999 not found", step="credentials", status=404, field="objectId")
+    assert str(missing) == "Assets object 9999 not found (HTTP 404)"
+    deleted = SourceDeletedError("s3://b/k was deleted after the request was accepted", step="s3-head")
+    assert str(deleted) == "s3://b/k was deleted after the request was accepted"
+    assert str(AtlassianError("Atlassian answered 502", step="upload", status=502)).startswith("upload: ")
