@@ -194,6 +194,7 @@ class JobRunner:
             stored = marker.model_dump() if marker else None
             self._store.update_file(job_id, index, status="linking", mediaId=media_id, linkMarker=stored)
 
+        started = time.monotonic()
         try:
             result = self._attacher.attach(
                 object_id,
@@ -228,6 +229,8 @@ class JobRunner:
             self._leases.release(lease, {lease.generation: result.attachment_id})
         metrics.add_metric(name="FilesAttached", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesAttached", unit=MetricUnit.Bytes, value=result.size)
+        # From the upload's first byte to the link's reply (the dashboard's p50/p95).
+        metrics.add_metric(name="AttachSeconds", unit=MetricUnit.Seconds, value=round(time.monotonic() - started, 3))
         logger.info("attached", extra={"attachmentId": result.attachment_id, "size": result.size})
 
     def _source(self, wanted: JobFile) -> FileSource:

@@ -6,6 +6,7 @@ Reads files only (sockets are blocked in this tier); `make lint` runs sam valida
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -508,3 +509,36 @@ def test_a_failed_canary_run_raises_an_alarm_on_the_alarm_topic(template: dict[s
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def published_metrics() -> set[str]:
+    """The metric names the package publishes (metrics.add_metric / single_metric)."""
+    pattern = re.compile(r'(?:add_metric|single_metric)\(\s*name="(\w+)"')
+    return {name for path in PACKAGE.rglob("*.py") for name in pattern.findall(path.read_text(encoding="utf-8"))}
+
+
+def test_the_operators_dashboard_shows_what_the_code_publishes(template: dict[str, Any]) -> None:
+    dashboard = template["Resources"]["OperationsDashboard"]["Properties"]
+    body, variables = dashboard["DashboardBody"]["Fn::Sub"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["Service"] == environment["POWERTOOLS_SERVICE_NAME"]
+    assert variables["Stage"] == {"Ref": "Api.Stage"}
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))["widgets"]
+    lines = [(w["properties"], line) for w in widgets for line in w["properties"]["metrics"]]
+    ours = {(line[1], line[-1].get("stat") or props["stat"]) for props, line in lines if line[0] == "AssetsAttach"}
+    assert ours == {
+        ("JobsAccepted", "Sum"),
+        ("FilesAttached", "Sum"),
+        ("JobsFailed", "Sum"),
+        ("BytesAttached", "Sum"),
+        ("AttachSeconds", "p50"),
+        ("AttachSeconds", "p95"),
+        ("AtlassianRateLimited", "Sum"),
+    }
+    assert {name for name, _ in ours} <= published_metrics(), "the dashboard names a metric nobody publishes"
+    assert all(line[2:4] == ["service", "X"] for _, line in lines if line[0] == "AssetsAttach")
+    assert "${DeadLetterQueue.QueueName}" in body and "ApproximateNumberOfMessagesVisible" in body
+    assert template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"].endswith("${OperationsDashboard}")
