@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from . import __version__
 from .attach_request import AttachRequestBody
-from .jobs import JobView
+from .errors import error_codes
+from .job_listing import DEFAULT_LIMIT, MAX_ISSUE_KEY, MAX_LIMIT
+from .jobs import JobStatus, JobView
 
 
 class JobAccepted(BaseModel):
@@ -26,9 +28,19 @@ class JobAccepted(BaseModel):
     statusUrl: str
 
 
+class JobList(BaseModel):
+    """``GET /attachments/jobs``: a page of jobs, newest first; ``nextCursor`` (absent on the last page) fetches the
+    next with the same filters."""
+
+    jobs: list[JobView]
+    nextCursor: str | None = Field(
+        default=None, description="send as cursor, with the same filters, for the next page; absent on the last page"
+    )
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="machine-readable, e.g. bad_request, source_not_found, file_too_large")
-    message: str
+    message: str = Field(description="one sentence a rule can print as it is")
     field: str | None = Field(default=None, description="the request field at fault, e.g. files[1].key")
 
 
@@ -51,8 +63,27 @@ ERRORS = {
     "409": "the same request is being accepted right now; send it again",
     "413": "a file is over MAX_FILE_SIZE_BYTES",
     "415": "the body is not JSON",
-    "503": "nothing was accepted; send the same request again",
+    "500": "the service is misconfigured (config_error, …) or failed unexpectedly (internal_error); see its logs",
+    "503": "unavailable: nothing was accepted or changed; send the same request again",
 }
+LIST_ERRORS = {
+    "400": "a query parameter is wrong (named in error.field): a filter, limit, or a cursor of another listing"
+}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _with_error_codes(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The codes an answer can carry, as enums read from the error classes (errors.error_codes)."""
+    from .aws import job_store  # noqa: F401 - its JobExistsError is a code too
+
+    schemas["ErrorDetail"]["properties"]["code"]["enum"] = error_codes()
+    error_code = schemas["FileView"]["properties"]["errorCode"]
+    [text] = [branch for branch in error_code["anyOf"] if branch.get("type") == "string"]
+    text["enum"] = error_codes(files_only=True)
+    return schemas
 
 
 def build() -> dict[str, Any]:
@@ -61,11 +92,13 @@ def build() -> dict[str, Any]:
             (AttachRequestBody, "validation"),
             (JobAccepted, "serialization"),
             (JobView, "serialization"),
+            (JobList, "serialization"),
             (ErrorReply, "serialization"),
         ],
         ref_template="#/components/schemas/{model}",
     )
     errors = {status: _reply(text, ErrorReply) for status, text in ERRORS.items()}
+    always = {status: errors[status] for status in ("401", "500", "503")}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -98,8 +131,39 @@ def build() -> dict[str, Any]:
                     "parameters": [{"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": _reply("the job", JobView),
-                        "401": errors["401"],
-                        "404": _reply("no such job", ErrorReply),
+                        "404": _reply("no such job (or it expired: jobs are kept 30 days)", ErrorReply),
+                        **always,
+                    },
+                }
+            },
+            "/attachments/jobs": {
+                "get": {
+                    "operationId": "listJobs",
+                    "summary": "Find jobs by issue, Assets object, S3 file or status, newest first, a page at a time",
+                    "description": "Filters combine; each is matched exactly (issueKey without regard to case). "
+                    "A page may hold fewer than limit jobs when filters are combined: follow nextCursor until it "
+                    "is absent.",
+                    "parameters": [
+                        _query("issueKey", "jobs of this Jira issue", {"type": "string", "maxLength": MAX_ISSUE_KEY}),
+                        _query(
+                            "objectId",
+                            "jobs attaching to this Assets object (1234 or <workspaceId>:1234)",
+                            {"type": "string"},
+                        ),
+                        _query("bucket", "with key: jobs of this S3 file (an S3 drop's job too)", {"type": "string"}),
+                        _query("key", "with bucket: the S3 key", {"type": "string"}),
+                        _query("status", "jobs in this status", {"type": "string", "enum": list(get_args(JobStatus))}),
+                        _query(
+                            "limit",
+                            "jobs per page",
+                            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                        ),
+                        _query("cursor", "nextCursor of the previous page (same filters)", {"type": "string"}),
+                    ],
+                    "responses": {
+                        "200": _reply("a page of jobs, newest first", JobList),
+                        **{status: _reply(text, ErrorReply) for status, text in LIST_ERRORS.items()},
+                        **always,
                     },
                 }
             },
@@ -119,7 +183,7 @@ def build() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": _with_error_codes(schemas["$defs"]),
             "securitySchemes": {
                 "webhookToken": {
                     "type": "http",

@@ -13,7 +13,7 @@ from .atlassian.jira_client import JIRA_ATTACHMENT_ID
 from .aws.s3_source import parse_s3_uri
 from .errors import BadRequestError
 from .filenames import check_filename
-from .object_ids import MAX_OBJECTS, parse_object_ids, parse_object_keys
+from .object_ids import MAX_OBJECTS, listed_items, parse_object_ids, parse_object_keys
 
 MAX_FILES = 20
 MAX_PAIRS = 50  # (file, object) pairs per request
@@ -38,7 +38,12 @@ def _one_or_many(item: dict[str, Any], description: str) -> dict[str, Any]:
     """The JSON schema of a field that takes one value, a list of them, or one string of several."""
     return {
         "description": description,
-        "anyOf": [item, {"type": "string"}, {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_OBJECTS}],
+        "anyOf": [
+            item,
+            {"type": "string"},
+            {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_OBJECTS},
+            {"type": "null"},  # null is as good as leaving the field out
+        ],
     }
 
 
@@ -64,15 +69,17 @@ class AttachRequestBody(S3File):
     jiraAttachments: Any = Field(
         default=None,
         json_schema_extra={
-            "description": f"Jira attachment ids (at most {MAX_FILES} files in all), or 'all' with issueKey",
+            "description": f"Jira attachment ids (at most {MAX_FILES} files in all): a list, or one string separated "
+            "by commas and/or whitespace as {{issue.attachment.id}} renders ('10000, 10001'); or 'all' with issueKey",
             "anyOf": [
-                {"type": "string", "enum": ["all"]},
+                {"type": "string"},
                 {
                     "type": "array",
                     "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
                     "minItems": 1,
                     "maxItems": MAX_FILES,
                 },
+                {"type": "null"},
             ],
         },
     )
@@ -80,7 +87,11 @@ class AttachRequestBody(S3File):
         default=None,
         json_schema_extra={
             "description": f"true (up to {MAX_WAIT_SECONDS} s) or seconds: answer when the job has finished",
-            "anyOf": [{"type": "boolean"}, {"type": "number", "minimum": 1, "maximum": MAX_WAIT_SECONDS}],
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "number", "minimum": 1, "maximum": MAX_WAIT_SECONDS},
+                {"type": "null"},
+            ],
         },
     )
 
@@ -151,15 +162,20 @@ def _wanted(fields: S3File, prefix: str) -> WantedFile:
 
 
 def _jira_ids(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise BadRequestError("must be a list of Jira attachment ids, or 'all' with issueKey", field="jiraAttachments")
-    if len(value) > MAX_FILES:
+    """The ids of a list, or of one string separated by commas and/or whitespace (``{{issue.attachment.id}}``)."""
+    items = listed_items(value, "jiraAttachments") if isinstance(value, (list, str)) else []
+    if not items:
+        raise BadRequestError(
+            "must list Jira attachment ids ('10000, 10001' or [10000, 10001]), or be 'all' with issueKey",
+            field="jiraAttachments",
+        )
+    if len(items) > MAX_FILES:
         raise BadRequestError(f"at most {MAX_FILES} attachments per request", field="jiraAttachments")
     ids = []
-    for i, item in enumerate(value):
+    for item, field in items:
         text = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else ""
         if not JIRA_ATTACHMENT_ID.fullmatch(text):
-            raise BadRequestError(f"{str(item)[:40]!r} is not a Jira attachment id", field=f"jiraAttachments[{i}]")
+            raise BadRequestError(f"{str(item)[:40]!r} is not a Jira attachment id", field=field)
         ids.append(text)
     return tuple(dict.fromkeys(ids))
 

@@ -8,6 +8,7 @@ The webhook maps them to HTTP answers and the worker to retry-or-fail, each in o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 # Where a failure happened; also the ``step`` dimension of the Failures metric.
@@ -39,6 +40,9 @@ class AttachError(Exception):
 
     code = "attach_failed"
     retryable = False
+    # Whether the text names the step that failed ("upload: …"): for the errors about what the request named (the
+    # object, the source, its size), the step is where it was noticed, which the reader does not need.
+    show_step = True
 
     def __init__(
         self,
@@ -60,7 +64,7 @@ class AttachError(Exception):
             self.retryable = retryable
 
     def __str__(self) -> str:
-        where = f"{self.step}: " if self.step else ""
+        where = f"{self.step}: " if self.step and self.show_step else ""
         status = f" (HTTP {self.status})" if self.status else ""
         return f"{where}{self.message}{status}"
 
@@ -105,18 +109,21 @@ class SourceNotFoundError(AttachError):
     """The S3 object (or local file) does not exist."""
 
     code = "source_not_found"
+    show_step = False
 
 
 class SourceAccessError(AttachError):
     """The S3 object exists but this role may not read it."""
 
     code = "source_access_denied"
+    show_step = False
 
 
 class SourceChangedError(AttachError):
     """The S3 object changed or vanished since the request was accepted."""
 
     code = "source_changed"
+    show_step = False
 
 
 class SourceDeletedError(SourceChangedError):
@@ -127,6 +134,7 @@ class SourceDeletedError(SourceChangedError):
 
 class FileTooLargeError(AttachError):
     code = "file_too_large"
+    show_step = False
 
 
 def check_size(size: int, limit: int, what: str) -> None:
@@ -143,6 +151,7 @@ class ObjectNotFoundError(AttachError):
     """No Assets object answers to the given id or key."""
 
     code = "object_not_found"
+    show_step = False
 
 
 class MediaHostNotAllowedError(AttachError):
@@ -207,3 +216,60 @@ class ChunkedUploadStaleError(AtlassianError):
 
     code = "chunked_upload_stale"
     retryable = True
+
+
+class ApiError(AttachError):
+    """Refusals of the webhook API itself, never a file's outcome (so never a job's ``errorCode``)."""
+
+
+class UnauthorizedError(ApiError):
+    code = "unauthorized"
+
+
+class UnsupportedMediaTypeError(ApiError):
+    code = "unsupported_media_type"
+
+
+class JobNotFoundError(ApiError):
+    code = "job_not_found"
+
+
+class JobInProgressError(ApiError):
+    code = "in_progress"
+
+
+class JobNotRetryableError(ApiError):
+    """Only a failed job can be run again (``POST /attachments/jobs/{jobId}/retry``)."""
+
+    code = "not_retryable"
+
+
+class UnavailableError(ApiError):
+    """503: nothing was accepted, the same request may be sent again."""
+
+    code = "unavailable"
+
+
+class RouteNotFoundError(ApiError):
+    code = "not_found"
+
+
+# The CLI's own errors against a deployed stack: never an answer of the API, whether or not they are imported.
+_CLIENT_SIDE = ("assets_attach.stack_api", "assets_attach.backfill")
+
+
+def _families() -> Iterator[type[AttachError]]:
+    pending: list[type[AttachError]] = [AttachError]
+    while pending:
+        cls = pending.pop()
+        # A ContinueLaterError is not a failure: never shown as one.
+        if not issubclass(cls, ContinueLaterError) and not cls.__module__.startswith(_CLIENT_SIDE):
+            yield cls
+        pending += cls.__subclasses__()
+
+
+def error_codes(*, files_only: bool = False) -> list[str]:
+    """Every ``code`` an error answer (or, ``files_only``, a job's file entry as ``errorCode``) can carry: the
+    enums of openapi.json, read from the classes. Errors defined beside their adapters (the job store's) count
+    once their module is imported."""
+    return sorted({c.code for c in _families() if not (files_only and issubclass(c, ApiError))})

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from .filenames import repair_filename
+from .job_summary import summarize
 from .observability import logger
 from .pins import pin_for, real_version
 
@@ -237,12 +238,23 @@ class FileView(BaseModel):
     error: str | None = None
     errorCode: str | None = None
 
+    @model_validator(mode="after")
+    def _progress_while_uploading(self) -> FileView:
+        """``bytesSent`` says how far an upload is; once the file is linked, attached or failed it would be stale."""
+        if self.status != "uploading":
+            self.bytesSent = None
+        return self
+
 
 class JobView(BaseModel):
     """A job as ``GET /attachments/jobs/{jobId}`` (and a waited-for answer) shows it."""
 
     jobId: str
     status: JobStatus
+    summary: str = Field(
+        description="one sentence a rule can print as it is, e.g. '2 of 3 attached; report.pdf: s3://exports/"
+        "report.pdf was deleted after the request was accepted.'"
+    )
     objectId: str | None = Field(default=None, description="the first object (each file entry names its own)")
     objectKey: str | None = None
     issueKey: str | None = None
@@ -287,10 +299,19 @@ class JobRecord(BaseModel):
             raise ValueError(f"job {self.jobId}'s entries are not every file to every object")
         return spec
 
+    def view(self) -> JobView:
+        """The job as ``GET /attachments/jobs/{jobId}`` shows it."""
+        return JobView.model_validate(
+            {
+                **self.model_dump(),
+                "summary": summarize(self.status, self.files, self.error),
+                "files": [f.model_dump() for f in self.files],
+            }
+        )
+
     def public_view(self) -> dict[str, Any]:
-        """The job as ``GET /attachments/jobs/{jobId}`` shows it (``JobView``)."""
-        view = JobView.model_validate({**self.model_dump(), "files": [f.model_dump() for f in self.files]})
-        return view.model_dump(exclude_none=True)
+        """``view()`` as the JSON answer carries it (absent fields left out)."""
+        return self.view().model_dump(exclude_none=True)
 
 
 def _pinned(file: JobFile | FileRecord) -> tuple[str | None, ...]:

@@ -40,19 +40,19 @@ def normalize_object_key(value: object, field: str = "objectKey") -> str:
     return value.strip()
 
 
-def _items(value: object, field: str) -> list[tuple[object, str]]:
-    """Each given item with the field that names it: ``objectId[2]`` in a list, else the field itself. More than
-    MAX_ITEMS items are refused before any is parsed (a request of a million ids costs no more than one of 20)."""
+def listed_items(value: object, field: str) -> list[tuple[object, str]]:
+    """Each given item with the field that names it: ``objectId[2]`` in a list, else the field itself. One string
+    is split at commas and/or whitespace, as Jira renders a list smart value (``"10000, 10001"``): the one way
+    every field that takes several ids reads them. More than MAX_ITEMS items are refused before any is parsed (a
+    request of a million ids costs no more than one of 20)."""
     if isinstance(value, list):
         if len(value) > MAX_ITEMS:
-            raise BadRequestError(f"names {len(value)} objects; at most {MAX_OBJECTS} per request", field=field)
+            raise BadRequestError(f"lists {len(value)} items; at most {MAX_OBJECTS} per request", field=field)
         return [(item, f"{field}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, str):
         parts = _SEPARATORS.split(value.strip(), maxsplit=MAX_ITEMS)
         if len(parts) > MAX_ITEMS:
-            raise BadRequestError(
-                f"names more than {MAX_ITEMS} objects; at most {MAX_OBJECTS} per request", field=field
-            )
+            raise BadRequestError(f"lists over {MAX_ITEMS} items; at most {MAX_OBJECTS} per request", field=field)
         return [(part, field) for part in parts if part]
     return [(value, field)]
 
@@ -68,9 +68,10 @@ def _distinct(values: list[str], field: str) -> tuple[str, ...]:
 
 def parse_object_ids(value: object, workspace_id: Callable[[], str], field: str = "objectId") -> tuple[str, ...]:
     """One or several object ids, each normalized, in the order given, without repeats."""
-    return _distinct([normalize_object_id(item, workspace_id, name) for item, name in _items(value, field)], field)
+    ids = [normalize_object_id(item, workspace_id, name) for item, name in listed_items(value, field)]
+    return _distinct(ids, field)
 
 
 def parse_object_keys(value: object, field: str = "objectKey") -> tuple[str, ...]:
     """One or several object keys, in the order given, without repeats."""
-    return _distinct([normalize_object_key(item, name) for item, name in _items(value, field)], field)
+    return _distinct([normalize_object_key(item, name) for item, name in listed_items(value, field)], field)

@@ -100,9 +100,12 @@ def _from_stack(name: str, client: Any) -> StackTarget:
 
 
 class RemoteJob(JobView):
-    """A job as the API shows it, with any field newer than this client (``summary``) kept."""
+    """A job as the API shows it, with any field newer than this client kept; ``summary`` is absent on a stack
+    older than v3."""
 
     model_config = ConfigDict(extra="allow")
+
+    summary: str | None = None  # type: ignore[assignment]
 
 
 class JobPage(BaseModel):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 _JOB_PATH = re.compile(r"^/attachments/jobs/([^/]+)$")
@@ -58,11 +59,21 @@ class LambdaContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
-def api_event(method: str, path: str, headers: dict[str, str], body: str | None, host: str) -> dict[str, Any]:
+def api_event(
+    method: str, path: str, headers: dict[str, str], body: str | None, host: str, query: str = ""
+) -> dict[str, Any]:
     """A REST proxy event for this request, built on the sample in events/."""
     match = _JOB_PATH.match(path)
-    event = load_event("webhook_get_job.json" if match else "webhook_post_attachment.json")
-    event = copy.deepcopy(event)
+    sample = "webhook_get_job.json" if match else "webhook_post_attachment.json"
+    event = copy.deepcopy(load_event("webhook_list_jobs.json" if path == "/attachments/jobs" else sample))
+    # As API Gateway passes a query string: the last value of each name, and every value.
+    pairs = parse_qsl(query, keep_blank_values=True)
+    event.update(
+        {
+            "queryStringParameters": dict(pairs) or None,
+            "multiValueQueryStringParameters": {k: [v for n, v in pairs if n == k] for k, _ in pairs} or None,
+        }
+    )
     event.update(
         {
             "httpMethod": method,
@@ -101,7 +112,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else None
         host = f"{self.server.server_address[0]!s}:{self.server.server_address[1]}"
-        event = api_event(self.command, self.path.split("?", 1)[0], dict(self.headers.items()), body, host)
+        path, _, query = self.path.partition("?")
+        event = api_event(self.command, path, dict(self.headers.items()), body, host, query)
         try:
             with self.server.environment:  # one request at a time, as in one Lambda execution environment
                 reply = webhook.lambda_handler(

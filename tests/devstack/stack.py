@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from assets_attach.aws.job_store import JOBS_TABLE_ATTRIBUTES, JOBS_TABLE_INDEXES
 from devstack.atlassian_sim import AtlassianSimulator
 from devstack.lambda_local import LocalWorker
 
@@ -128,13 +129,19 @@ class LocalStack:
         s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
         self.put_secret()
         dynamodb = self.client("dynamodb")
-        for table, key in ((self.jobs_table, "jobId"), (self.idempotency_table, "id")):
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        dynamodb.create_table(  # with the indexes that list jobs, as template.yaml declares them
+            TableName=self.jobs_table,
+            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+            AttributeDefinitions=JOBS_TABLE_ATTRIBUTES,
+            GlobalSecondaryIndexes=JOBS_TABLE_INDEXES,
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.create_table(
+            TableName=self.idempotency_table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         sqs = self.client("sqs")
         self.dlq_url = sqs.create_queue(QueueName=f"{self.queue_name}-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -1,4 +1,4 @@
-"""What a Jira rule (or curl) does with the webhook: POST a request, GET a job's status."""
+"""What a Jira rule (or curl) does with the webhook: POST a request, GET a job's status, list jobs."""
 
 from __future__ import annotations
 
@@ -21,3 +21,9 @@ def job_status(stack: LocalStack, status_url: str) -> dict[str, Any]:
     reply = requests.get(status_url, headers={"Authorization": f"Bearer {stack.webhook_token}"}, timeout=30)
     assert reply.status_code == 200, reply.text
     return reply.json()
+
+
+def list_jobs(api: str, stack: LocalStack, **params: str | int) -> requests.Response:
+    """``GET /attachments/jobs`` with these query parameters."""
+    headers = {"Authorization": f"Bearer {stack.webhook_token}"}
+    return requests.get(f"{api}/attachments/jobs", params=params, headers=headers, timeout=30)

@@ -78,6 +78,7 @@ def test_a_jira_attachment_lands_on_two_objects_and_the_rule_gets_the_outcome(
     assert reply.status_code == 200, reply.text
     job = reply.json()
     assert job["status"] == "succeeded" and job["issueKey"] == "SUP-12" and job["objectId"] == "1234"
+    assert job["summary"] == "2 of 2 attached."
     assert [(f["objectId"], f["jiraAttachmentId"], f["status"], f["size"]) for f in job["files"]] == [
         ("1234", attachment_id, "attached", len(data)),
         ("5678", attachment_id, "attached", len(data)),
@@ -162,6 +163,25 @@ def test_ids_as_numbers_and_strings_and_a_filename_for_the_only_one(
     worker.drain()
 
     assert landed(stack, "1234") == {"Lieferschein.pdf": (sha(data), len(data), "application/pdf")}
+
+
+def test_ids_as_one_string_as_issue_attachment_id_renders_them(
+    stack: LocalStack, api: str, worker: LocalWorker, objects: tuple[str, str]
+) -> None:
+    """A rule's body as Jira renders it: {{issue.attachment.id}} and a multi-object field joined with ", "."""
+    first, one = jira_file(stack, "SUP-10", "one.pdf")
+    second, two = jira_file(stack, "SUP-10", "two.pdf")
+    body = {"objectId": "1234, 5678", "jiraAttachments": f"{first}, {second}", "issueKey": "SUP-10"}
+
+    reply = post(api, stack, body)
+    assert reply.status_code == 202, reply.text
+    worker.drain()
+
+    for object_id in objects:
+        assert {name: digest for name, (digest, _, _) in landed(stack, object_id).items()} == {
+            "one.pdf": sha(one),
+            "two.pdf": sha(two),
+        }
 
 
 def test_each_jira_attachment_object_pair_is_attached_once_across_requests(
@@ -249,6 +269,9 @@ def test_a_failed_job_answers_422_with_the_reason(stack: LocalStack, api: str, r
     job = reply.json()
     [file] = job["files"]
     assert (job["status"], file["status"], file["errorCode"]) == ("failed", "failed", "source_deleted")
+    assert job["summary"] == (  # what a rule prints as it is
+        f"0 of 1 attached; gone.pdf: Jira attachment {attachment_id} was deleted after the request was accepted."
+    )
     assert stack.sim.attachments("1234") == []
 
 

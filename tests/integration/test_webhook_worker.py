@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from assets_attach import retry_policy
+from assets_attach.job_listing import INDEX_ITEM_PREFIX
 from devstack.atlassian_sim import AtlassianSimulator, Fault
 from devstack.lambda_local import LambdaContext, LocalWorker
 from devstack.log_capture import CapturedLogs
@@ -148,6 +149,7 @@ def test_bad_requests_get_their_status_and_name_the_field(
     error = reply.json()["error"]
     assert error["field"] == field
     assert error["code"] and error["message"]
+    assert error["message"].endswith("."), "a sentence a rule can print as it is"
     assert stack.queue_depth(stack.queue_url) == 0
 
 
@@ -290,6 +292,19 @@ def test_an_unknown_object_key_is_refused_at_acceptance_and_nothing_is_queued(st
     error = reply.json()["error"]
     assert (error["code"], error["field"]) == ("object_not_found", "objectKey") and "HW-404" in error["message"]
     assert stack.queue_depth(stack.queue_url) == 0
+
+
+def test_an_unknown_object_id_fails_with_a_reason_a_rule_can_print(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    stack.put("attachments/a.txt", b"a")
+    reply = post(api, stack, {"objectId": "9999", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}).json()
+    worker.drain()
+    job = job_status(stack, reply["statusUrl"])
+    [file] = job["files"]
+    assert (job["status"], file["errorCode"]) == ("failed", "object_not_found")
+    assert file["error"].startswith("Assets object 9999 not found")  # not "credentials: Assets object …"
+    assert job["summary"].startswith("0 of 1 attached; a.txt: Assets object 9999 not found")
 
 
 def test_a_message_that_keeps_failing_lands_in_the_dlq_with_its_job_failed(
@@ -446,7 +461,8 @@ def test_when_the_queue_or_the_stores_fail_the_webhook_says_so_and_nothing_is_ac
 
     assert no_queue.status_code == 503, no_queue.text
     assert no_queue.json()["error"]["code"] == "unavailable" and "queued" in no_queue.json()["error"]["message"]
-    jobs = stack.client("dynamodb").scan(TableName=stack.jobs_table)["Items"]
+    items = stack.client("dynamodb").scan(TableName=stack.jobs_table)["Items"]
+    jobs = [j for j in items if not j["jobId"]["S"].startswith(INDEX_ITEM_PREFIX)]  # not the job's index items
     assert [j["status"]["S"] for j in jobs] == ["failed"]  # recorded as never queued, for the operator
 
     stack.client("dynamodb").delete_table(TableName=stack.idempotency_table)

@@ -29,6 +29,7 @@ from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, queued
 class FakeStore:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.refs: dict[str, set[str]] = {}  # job id → what it is found by, beyond what it was created with
 
     def create(self, job_id: str, spec: JobSpec) -> None:
         if job_id in self.items:
@@ -45,6 +46,9 @@ class FakeStore:
     def get(self, job_id: str) -> JobRecord | None:
         item = self.items.get(job_id)
         return JobRecord.model_validate(copy.deepcopy(item)) if item else None
+
+    def add_refs(self, record: JobRecord, refs: list[str]) -> None:
+        self.refs.setdefault(record.jobId, set()).update(refs)
 
     def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None:
         self.items[job_id].update(fields, **({"status": status} if status else {}))

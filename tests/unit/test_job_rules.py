@@ -77,6 +77,36 @@ def test_bad_requests_name_the_field(body: object, field: str) -> None:
     assert caught.value.field == field
 
 
+@pytest.mark.parametrize(
+    "given",
+    ["10000, 10001", "10000 10001", "10000,10001", " 10000,\n10001 ,10000 ", [10000, "10001"], ["10000", 10001, 10000]],
+)
+def test_jira_attachments_as_a_list_or_one_string_as_jira_renders_it(given: object) -> None:
+    """``{{issue.attachment.id}}`` renders "10000, 10001": read as objectId reads such a string."""
+    request = parse_attach_request({"objectId": "1", "jiraAttachments": given}, _workspace)
+    assert request.jira is not None
+    assert request.jira.ids == ("10000", "10001")
+    assert not request.jira.all_of_issue
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ("", "jiraAttachments"),
+        (" , ", "jiraAttachments"),
+        ("10000, 12ab", "jiraAttachments"),
+        (["10000", "12ab"], "jiraAttachments[1]"),
+        (" ".join(str(n) for n in range(10001, 10022)), "jiraAttachments"),
+        ({"id": 1}, "jiraAttachments"),
+        (True, "jiraAttachments"),
+    ],
+)
+def test_bad_jira_attachment_ids_name_the_field(given: object, field: str) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        parse_attach_request({"objectId": "1", "jiraAttachments": given}, _workspace)
+    assert caught.value.field == field
+
+
 def test_backoff_honours_retry_after_and_otherwise_doubles_to_a_cap_with_atlassians_jitter() -> None:
     """ATLASSIAN_FACTS.md, "Jira REST v3" (Rate limiting): from a few seconds, capped around 30 s, jitter x0.7-1.3."""
     assert retry_policy.backoff_seconds(1, retry_after=7) == 7
@@ -115,6 +145,7 @@ def test_public_view_shows_the_contract_fields_only() -> None:
         "objectId": "1234",
         "issueKey": "IT-1",
         "error": "1 of 1 file(s) failed",
+        "summary": "0 of 1 attached; f: gone.",
         "attempts": 2,
         "createdAt": "t0",
         "updatedAt": "t1",

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from assets_attach.api_document import build
+from assets_attach.aws.job_store import JOBS_TABLE_ATTRIBUTES, JOBS_TABLE_INDEXES
+from assets_attach.job_listing import REF_INDEX, STATUS_INDEX
 from devstack.cfn_yaml import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -286,6 +288,46 @@ def test_dynamodb_tables_match_the_code(template: dict[str, Any]) -> None:
     assert jobs["BillingMode"] == idempotency["BillingMode"] == "PAY_PER_REQUEST"
 
 
+def test_the_jobs_table_has_the_indexes_the_job_store_lists_with(template: dict[str, Any]) -> None:
+    """The store and the local stack use JOBS_TABLE_INDEXES; the template must declare the same ones."""
+    jobs = template["Resources"]["JobsTable"]["Properties"]
+    indexes = JOBS_TABLE_INDEXES
+    assert sorted(jobs["GlobalSecondaryIndexes"], key=str) == sorted(indexes, key=str)
+    key_attributes = {k["AttributeName"] for i in indexes for k in i["KeySchema"]} | {"jobId"}
+    assert {a["AttributeName"] for a in jobs["AttributeDefinitions"]} == key_attributes
+    assert sorted(jobs["AttributeDefinitions"], key=str) == sorted(JOBS_TABLE_ATTRIBUTES, key=str)
+    assert {i["IndexName"] for i in indexes} == {REF_INDEX, STATUS_INDEX}
+
+
+def test_only_the_webhook_may_query_the_jobs_indexes_and_never_scan(template: dict[str, Any]) -> None:
+    def statements(role: str) -> list[dict[str, Any]]:
+        props = template["Resources"][role]["Properties"]
+        return [s for policy in props.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+
+    shared = template["Resources"]["AttachmentsAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    every = [a for s in shared for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert "dynamodb:PutItem" in every  # a new job and its index items: one TransactWriteItems of puts
+    assert not [a for a in every if a in ("dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem")]
+    webhook = {s["Sid"]: s for s in statements("WebhookRole")}
+    assert webhook["FindJobs"]["Action"] == "dynamodb:Query"
+    assert webhook["FindJobs"]["Resource"] == [
+        {"Fn::Sub": f"${{JobsTable.Arn}}/index/{name}"} for name in (REF_INDEX, STATUS_INDEX)
+    ]
+    batch_reads = webhook["ReadJobsAndPairsInBatches"]
+    assert (batch_reads["Action"], batch_reads["Resource"]) == (
+        "dynamodb:BatchGetItem",
+        {"Fn::GetAtt": ["JobsTable", "Arn"]},
+    )
+    for role in ("WorkerRole", "WebhookRole"):
+        assert not [s for s in statements(role) if "dynamodb:Scan" in str(s["Action"])]
+    events = function_for(template, "webhook")["Events"]
+    assert {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in events.values()} == {
+        ("/attachments", "post"),
+        ("/attachments/jobs/{jobId}", "get"),
+        ("/attachments/jobs", "get"),
+    }
+
+
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     assert {
@@ -470,17 +512,16 @@ def test_a_failed_canary_run_raises_an_alarm_on_the_alarm_topic(template: dict[s
 
 
 def test_the_webhook_may_read_and_write_jobs_but_never_delete_them(template: dict[str, Any]) -> None:
-    """Issue 18 §11: DeleteItem on the jobs table for the worker alone (released claims and leases); the webhook
-    reads which Jira pairs are attached with one BatchGetItem ("all")."""
+    """Issue 18 §11: DeleteItem on the jobs table for the worker alone (released claims and leases); BatchGetItem for
+    the webhook alone (a listing's records; which Jira pairs "all" finds attached)."""
     jobs_table = {"Fn::GetAtt": ["JobsTable", "Arn"]}
 
     def actions(names: set[str]) -> set[str]:
         listed = [s["Action"] for n, s in iam_statements(template) if n in names and s["Resource"] == jobs_table]
         return {a for action in listed for a in (action if isinstance(action, list) else [action])}
 
-    shared = actions({"AttachmentsAccessPolicy"})
-    assert shared == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"}
-    assert actions({"WebhookRole"}) == set()
+    assert actions({"AttachmentsAccessPolicy"}) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert actions({"WebhookRole"}) == {"dynamodb:BatchGetItem"}
     assert actions({"WorkerRole"}) == {"dynamodb:DeleteItem"}
 
 
@@ -523,3 +564,36 @@ def test_the_deployer_policy_covers_every_kind_of_resource_the_template_makes(te
         s["Resource"] != "*" or "Condition" in s or s["Action"] == ["cloudformation:ValidateTemplate"]
         for s in policy["Statement"]
     ), "every unscoped statement has a condition"
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def published_metrics() -> set[str]:
+    """The metric names the package publishes (metrics.add_metric / single_metric)."""
+    pattern = re.compile(r'(?:add_metric|single_metric)\(\s*name="(\w+)"')
+    return {name for path in PACKAGE.rglob("*.py") for name in pattern.findall(path.read_text(encoding="utf-8"))}
+
+
+def test_the_operators_dashboard_shows_what_the_code_publishes(template: dict[str, Any]) -> None:
+    dashboard = template["Resources"]["OperationsDashboard"]["Properties"]
+    body, variables = dashboard["DashboardBody"]["Fn::Sub"]
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["Service"] == environment["POWERTOOLS_SERVICE_NAME"]
+    assert variables["Stage"] == {"Ref": "Api.Stage"}
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))["widgets"]
+    lines = [(w["properties"], line) for w in widgets for line in w["properties"]["metrics"]]
+    ours = {(line[1], line[-1].get("stat") or props["stat"]) for props, line in lines if line[0] == "AssetsAttach"}
+    assert ours == {
+        ("JobsAccepted", "Sum"),
+        ("FilesAttached", "Sum"),
+        ("JobsFailed", "Sum"),
+        ("BytesAttached", "Sum"),
+        ("AttachSeconds", "p50"),
+        ("AttachSeconds", "p95"),
+        ("AtlassianRateLimited", "Sum"),
+    }
+    assert {name for name, _ in ours} <= published_metrics(), "the dashboard names a metric nobody publishes"
+    assert all(line[2:4] == ["service", "X"] for _, line in lines if line[0] == "AssetsAttach")
+    assert "${DeadLetterQueue.QueueName}" in body and "ApproximateNumberOfMessagesVisible" in body
+    assert template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"].endswith("${OperationsDashboard}")

@@ -1,7 +1,8 @@
 """The job store: job records in DynamoDB, the only place that reads or writes them.
 
 DynamoDB failures become retryable AttachErrors (the webhook answers 503, the worker retries); a job that
-exists already is a ``JobExistsError``. Records come back as typed ``JobRecord``s.
+exists already is a ``JobExistsError``. Records come back as typed ``JobRecord``s. A new job is written in one
+transaction with its index items, and listed through the table's two indexes (see job_listing).
 """
 
 from __future__ import annotations
@@ -12,14 +13,36 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AttachError
 from ..filenames import repair_filename
+from ..job_listing import REF_INDEX, STATUS_INDEX, JobQuery, index_item, job_refs, position_of
 from ..jobs import FINAL_JOB_STATES, FileStatus, JobRecord, JobSpec, JobStatus, now_iso, queued_record
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
+MAX_EXAMINED = 300  # index entries one filtered listing reads at most before it hands out a cursor
+BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
+
+# The jobs table's indexes, as template.yaml declares them (a unit test compares) and the local stack creates them.
+JOBS_TABLE_ATTRIBUTES: list[dict[str, Any]] = [
+    {"AttributeName": name, "AttributeType": "S"} for name in ("jobId", "ref", "status", "createdAt")
+]
+JOBS_TABLE_INDEXES: list[dict[str, Any]] = [
+    {
+        "IndexName": REF_INDEX,
+        "KeySchema": [{"AttributeName": "ref", "KeyType": "HASH"}, {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["job"]},
+    },
+    {
+        "IndexName": STATUS_INDEX,
+        "KeySchema": [
+            {"AttributeName": "status", "KeyType": "HASH"},
+            {"AttributeName": "createdAt", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    },
+]
 
 
 class JobExistsError(AttachError):
@@ -44,11 +67,20 @@ def _dynamodb(action: str) -> Iterator[None]:
     try:
         yield
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if _job_exists(e):
             raise JobExistsError("a job with this id exists already", step="jobs") from e
         raise AttachError(f"the job store failed to {action}", step="jobs", retryable=True) from e
     except BotoCoreError as e:
         raise AttachError(f"the job store failed to {action}", step="jobs", retryable=True) from e
+
+
+def _job_exists(error: ClientError) -> bool:
+    """A conditional put of a job record failed: on its own, or as the first item of a transaction."""
+    code = error.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    reasons = error.response.get("CancellationReasons") or [{}]
+    return code == "TransactionCanceledException" and str(reasons[0].get("Code")) == "ConditionalCheckFailed"
 
 
 def _expires_at() -> int:
@@ -61,9 +93,32 @@ class JobStore:
 
     def create(self, job_id: str, spec: JobSpec) -> None:
         """Store a new queued job, one ``files`` entry per (file, object) pair; JobExistsError if the id is taken."""
-        record = {**queued_record(job_id, spec), "expiresAt": _expires_at()}
-        with _dynamodb("create the job"):
-            self._table.put_item(Item=record, ConditionExpression=Attr("jobId").not_exists())
+        self._create({**queued_record(job_id, spec), "expiresAt": _expires_at()}, "create the job")
+
+    def _create(self, record: dict[str, Any], action: str) -> None:
+        """The record and its index items, all or none (JobExistsError if the id is taken)."""
+        refs = job_refs(JobRecord.model_validate(record))
+        items = [index_item(record["jobId"], record["createdAt"], ref, record["expiresAt"]) for ref in refs]
+        with _dynamodb(action):
+            self._table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table.name,
+                            "Item": record,
+                            "ConditionExpression": "attribute_not_exists(jobId)",
+                        }
+                    },
+                    *({"Put": {"TableName": self._table.name, "Item": item}} for item in items),
+                ]
+            )
+
+    def add_refs(self, record: JobRecord, refs: list[str]) -> None:
+        """Make a stored job found by more refs (the objects a job named by key, once resolved)."""
+        expires_at = int(time.time()) + JOB_RECORD_TTL_SECONDS
+        with _dynamodb("index the job"):
+            for ref in refs:
+                self._table.put_item(Item=index_item(record.jobId, record.createdAt, ref, expires_at))
 
     def create_if_absent(self, job_id: str, spec: JobSpec) -> bool:
         """Create the record unless a job with this id exists; True if it was created."""
@@ -79,7 +134,13 @@ class JobStore:
         attempt has touched is kept (JobExistsError)."""
         record = {**queued_record(job_id, spec), "expiresAt": _expires_at()}
         with _dynamodb("start the redriven drop's job"):
-            self._table.put_item(Item=record, ConditionExpression=Attr("attempts").eq(0) & Attr("origin").eq("s3"))
+            self._table.put_item(
+                Item=record,
+                ConditionExpression="attempts = :zero AND origin = :s3",
+                ExpressionAttributeValues={":zero": 0, ":s3": "s3"},
+            )
+        stored = JobRecord.model_validate(record)
+        self.add_refs(stored, job_refs(stored))  # the objects it names now, found as any job's
 
     def record_failed_drop(self, job_id: str, bucket: str, key: str, reason: str) -> None:
         """An S3 drop that could not become a job still leaves a failed job record saying why. Its file stays
@@ -98,8 +159,7 @@ class JobStore:
             "expiresAt": _expires_at(),
         }
         try:
-            with _dynamodb("record the failed drop"):
-                self._table.put_item(Item=record, ConditionExpression=Attr("jobId").not_exists())
+            self._create(record, "record the failed drop")
         except JobExistsError:  # an earlier receive made the job: it fails with this reason
             self.update(job_id, status="failed", error=reason)
 
@@ -107,6 +167,66 @@ class JobStore:
         with _dynamodb("read the job"):
             item = self._table.get_item(Key={"jobId": job_id}, ConsistentRead=True).get("Item")
         return JobRecord.model_validate(_plain(item)) if item else None
+
+    def find(self, query: JobQuery) -> tuple[list[JobRecord], dict[str, str] | None]:
+        """A page of jobs, newest first, and the position to go on from (None: no more). Reads the index that
+        serves the query, then the records; with filters beyond the index's own, up to MAX_EXAMINED entries."""
+        index, partition, value = query.index
+        page_size = min(query.limit + 1, BATCH_GET_KEYS) if not query.filtered else BATCH_GET_KEYS
+        start, examined = query.start, 0
+        found: list[JobRecord] = []
+        last: dict[str, str] | None = None  # the position of the last job taken
+        while True:
+            arguments: dict[str, Any] = {
+                "IndexName": index,
+                "KeyConditionExpression": "#p = :p",
+                "ExpressionAttributeNames": {"#p": partition},
+                "ExpressionAttributeValues": {":p": value},
+                "ScanIndexForward": False,
+                "Limit": page_size,
+            }
+            if start:
+                arguments["ExclusiveStartKey"] = start
+            with _dynamodb("list the jobs"):
+                page = self._table.query(**arguments)
+            entries = page.get("Items", [])
+            records = self._records([str(e.get("job") or e["jobId"]) for e in entries])
+            for entry in entries:
+                examined += 1
+                record = records.get(str(entry.get("job") or entry["jobId"]))
+                if record is None or not query.matches(record):
+                    continue  # expired since, or filtered out
+                if len(found) == query.limit:
+                    return found, last  # one more exists: the next page starts after the last one taken
+                found.append(record)
+                last = position_of(entry, query)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found, None
+            if examined >= MAX_EXAMINED:
+                return found, {k: str(v) for k, v in start.items()}
+
+    def _records(self, job_ids: list[str]) -> dict[str, JobRecord]:
+        """The job records of these ids that exist, read consistently, however DynamoDB splits the answer."""
+        found: dict[str, JobRecord] = {}
+        wanted = list(dict.fromkeys(job_ids))
+        for first in range(0, len(wanted), BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self._table.name: {"Keys": [{"jobId": j} for j in wanted[first : first + BATCH_GET_KEYS]]}
+            }
+            request[self._table.name]["ConsistentRead"] = True
+            for attempt in range(8):
+                with _dynamodb("read the jobs"):
+                    reply = self._table.meta.client.batch_get_item(RequestItems=request)
+                for item in reply.get("Responses", {}).get(self._table.name, []):
+                    found[item["jobId"]] = JobRecord.model_validate(_plain(item))
+                request = reply.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            if request:
+                raise AttachError("the job store is busy; list the jobs again", step="jobs", retryable=True)
+        return found
 
     def wait_until_done(self, job_id: str, seconds: float) -> JobRecord | None:
         """The job once it has succeeded or failed, or None if it has not within ``seconds`` (read a few times a

@@ -1,6 +1,6 @@
-"""``assets-attach``: upload a file, check a setup, find a workspace id, follow and backfill jobs on a deployed stack.
+"""assets-attach: upload a file, check a setup, find a workspace id, follow and backfill jobs on a deployed stack.
 
-Same settings as the Lambda functions; ``status``, ``jobs`` and ``backfill`` talk to the stack's webhook API."""
+Same settings as the Lambda functions; status, jobs and backfill talk to the stack's webhook API."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError
 
+from .. import __version__
 from ..atlassian.auth_diagnosis import diagnose_refusal, probe_access
 from ..atlassian.routes import tenant_cloud_id
 from ..atlassian.url_policy import check_media_base_url, require_secure_url
@@ -398,6 +399,7 @@ def _add_stack_argument(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assets-attach", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     upload = commands.add_parser("upload", help="attach a file from S3, Jira or a local path to an Assets object")

@@ -1,4 +1,5 @@
-"""Webhook Lambda behind API Gateway (REST): ``POST /attachments`` and ``GET /attachments/jobs/{jobId}``.
+"""Webhook Lambda behind API Gateway (REST): ``POST /attachments``, ``GET /attachments/jobs/{jobId}`` and
+``GET /attachments/jobs`` (find jobs by issue, object, S3 file or status).
 
 Thin by design: authenticate, parse, hand over to the intake or the job store, and map the result. Every
 error becomes ``{"error": {"code", "message", "field"?}}`` with its status, in ``on_attach_error`` alone.
@@ -22,7 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from ..api_document import ErrorDetail, ErrorReply, JobAccepted
+from ..api_document import ErrorDetail, ErrorReply, JobAccepted, JobList
 from ..attach_request import parse_attach_request
 from ..aws.job_store import JobExistsError
 from ..errors import (
@@ -30,39 +31,29 @@ from ..errors import (
     BadRequestError,
     BucketNotAllowedError,
     FileTooLargeError,
+    InternalError,
+    JobInProgressError,
+    JobNotFoundError,
+    JobNotRetryableError,
     ObjectNotFoundError,
+    RouteNotFoundError,
     SourceAccessError,
     SourceNotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+    UnsupportedMediaTypeError,
 )
+from ..job_listing import encode_cursor, parse_job_query
 from ..jobs import JobMessage, JobRecord
 from ..observability import logger, metrics, tracer
 from ..runtime import get_runtime
+from ..sentences import as_sentence
 
 app = APIGatewayRestResolver()
 # API Gateway gives a Lambda integration 29 s from the moment it received the request, a cold start's init included:
 # a wait ends this long before that (and before this invocation's own timeout), to answer in time.
 API_GATEWAY_SECONDS = 29.0
 ANSWER_MARGIN_SECONDS = 4.0
-
-
-class UnauthorizedError(AttachError):
-    code = "unauthorized"
-
-
-class UnsupportedMediaTypeError(AttachError):
-    code = "unsupported_media_type"
-
-
-class JobNotFoundError(AttachError):
-    code = "job_not_found"
-
-
-class JobInProgressError(AttachError):
-    code = "in_progress"
-
-
-class JobNotRetryableError(AttachError):
-    code = "not_retryable"
 
 
 HTTP_STATUS: dict[type[AttachError], HTTPStatus] = {
@@ -86,7 +77,9 @@ def json_response(status: HTTPStatus, answer: BaseModel | dict[str, Any]) -> Res
 
 
 def error_response(status: HTTPStatus, code: str, message: str, field: str | None = None) -> Response[str]:
-    return json_response(status, ErrorReply(error=ErrorDetail(code=code, message=message, field=field or None)))
+    """Every refusal's body; its message one sentence a rule can print (``{{webResponse.body.error.message}}``)."""
+    detail = ErrorDetail(code=code, message=as_sentence(message, field), field=field or None)
+    return json_response(status, ErrorReply(error=detail))
 
 
 def authorize() -> None:
@@ -208,6 +201,16 @@ def get_job(job_id: str) -> dict[str, Any]:
     return record.public_view()
 
 
+@app.get("/attachments/jobs")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def list_jobs() -> Response[str]:
+    authorize()
+    query = parse_job_query(app.current_event.query_string_parameters, get_runtime().workspace_id)
+    records, position = get_runtime().jobs.find(query)
+    cursor = encode_cursor(position) if position else None
+    return json_response(HTTPStatus.OK, JobList(jobs=[r.view() for r in records], nextCursor=cursor))
+
+
 @app.exception_handler(AttachError)
 def on_attach_error(error: AttachError) -> Response[str]:
     status = next((s for cls, s in HTTP_STATUS.items() if isinstance(error, cls)), None)
@@ -216,27 +219,34 @@ def on_attach_error(error: AttachError) -> Response[str]:
         return error_response(status, error.code, error.message, error.field)
     logger.exception("request could not be served", extra={"code": error.code})
     if error.retryable:  # nothing was accepted; the caller may send the same request again
-        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again shortly: " + error.message)
+        unavailable = UnavailableError.code
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, unavailable, "try again shortly: " + error.message)
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, error.code, "the service is misconfigured; see its logs")
 
 
 @app.exception_handler(IdempotencyPersistenceLayerError)
 def on_idempotency_store_error(error: IdempotencyPersistenceLayerError) -> Response[str]:
     logger.exception("the idempotency store failed")
-    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again shortly: the job store failed")
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE, UnavailableError.code, "try again shortly: the job store failed"
+    )
 
 
 @app.exception_handler(Exception)
 def on_unexpected_error(error: Exception) -> Response[str]:
     logger.exception("unexpected error")
     return error_response(
-        HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "unexpected error; see the service's logs"
+        HTTPStatus.INTERNAL_SERVER_ERROR, InternalError.code, "unexpected error; see the service's logs"
     )
 
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
-    return error_response(HTTPStatus.NOT_FOUND, "not_found", "use POST /attachments or GET /attachments/jobs/{jobId}")
+    return error_response(
+        HTTPStatus.NOT_FOUND,
+        RouteNotFoundError.code,
+        "There is no such route: use POST /attachments, GET /attachments/jobs or GET /attachments/jobs/{jobId}.",
+    )
 
 
 # log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event carries the Authorization header.

@@ -17,6 +17,7 @@ from typing import Any
 
 # Imported before pydantic: Powertools' batch utility then skips loading its pydantic parser models (tens of ms
 # of every cold start), which this handler does not use.
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -136,12 +137,14 @@ def run_with_retries(
                 continue_in_new_message(message, runtime, e)
                 return
             count_failure(e.step)
+            if e.status == 429:  # Atlassian's rate limit, still there after the inline retries: a back-off
+                metrics.add_metric(name="AtlassianRateLimited", unit=MetricUnit.Count, value=1)
             if decision.action == "give_up":
                 reason = f"gave up after {receive_count} attempts: {e}"
                 logger.error("job failed for good; the message goes to the dead-letter queue", extra={"error": reason})
                 runtime.job_runner.fail(message.jobId, reason)
                 hand_back(record, runtime, 0)  # visible at once, so SQS moves it to the DLQ on the next receive
-            extra = {"error": str(e), "step": e.step, "waitSeconds": round(decision.wait, 1)}
+            extra = {"error": str(e), "step": e.step, "status": e.status, "waitSeconds": round(decision.wait, 1)}
             logger.warning("retryable failure", extra=extra)
             if decision.action == "sleep":
                 time.sleep(decision.wait)
