@@ -8,6 +8,9 @@ For each AWS::Serverless::Function in .aws-sam/build/template.yaml it
 - checks every compiled distribution was built for the function's architecture and Python;
 - imports the handler in a fresh Python 3.13 run with `-I -S -B` (no site-packages, no environment, no bytecode
   written) and only the built directory on sys.path, and checks the handler is callable;
+- checks every module of the package (``assets_attach``) has a `.pyc` for Python 3.13 compiled with checked-hash
+  invalidation from its own source (Lambda's /var/task is read-only, and `sam deploy` dates every file
+  1980-01-01: timestamp-based bytecode would be stale there), and counts the dependencies' modules without one;
 - prints the package's size, unzipped and zipped.
 
 The functions run on arm64 while a build machine is often x86_64: the built directory then holds aarch64 binaries
@@ -122,6 +125,46 @@ print(json.dumps({"file": module.__file__, "callable": callable(handler), "outsi
 """
 
 
+# Run by the functions' Python: each .py's .pyc header against that Python's magic number, the checked-hash flags
+# (hash-based 0b01 | check the source 0b10) and the hash of the source beside it.
+_BYTECODE_PROBE = """
+import importlib.util, json, sys
+from pathlib import Path
+root, package = Path(sys.argv[1]), sys.argv[2]
+stale, missing = [], []
+for source in sorted(root.rglob("*.py")):
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    rel = str(source.relative_to(root))
+    if not pyc.exists():
+        missing.append(rel)
+        continue
+    head = pyc.read_bytes()[:16]
+    expected = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
+    if head != expected:
+        stale.append(rel)
+print(json.dumps({"stale": stale, "missing": missing, "package": package}))
+"""
+
+
+def check_bytecode(function: Function, python: str, package: str = "assets_attach") -> list[str]:
+    """Every module of the package compiled (checked-hash, for ``python``); the dependencies' counted."""
+    probe = subprocess.run(
+        [python, "-I", "-S", "-B", "-c", _BYTECODE_PROBE, str(function.code_dir), package],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    ours = [rel for rel in result["missing"] + result["stale"] if rel.startswith(f"{package}/")]
+    print(
+        f"  {function.name}: bytecode (checked-hash): {len(result['missing'])} modules without, "
+        f"{len(result['stale'])} not matching their source"
+    )
+    if ours:
+        return [f"{function.name}: package modules without checked-hash bytecode of their source: {', '.join(ours)}"]
+    return []
+
+
 class HostBinaries:
     """This machine's wheels of compiled distributions, same versions as the build's, installed once per set."""
 
@@ -192,6 +235,7 @@ def check_function(function: Function, python: str, host_binaries: HostBinaries)
     if result["outside"]:
         problems.append(f"{function.name}: modules imported from outside the build: {', '.join(result['outside'])}")
 
+    problems += check_bytecode(function, python)
     unzipped, zipped = size_of(function.code_dir)
     print(f"  {function.name}: {function.code_dir} is {unzipped / MIB:.1f} MiB unzipped, {zipped / MIB:.1f} MiB zipped")
     if unzipped > SIZE_BUDGET_MIB * MIB:
