@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.built_package import HostBinaries, distributions_in, foreign_binaries
 from devstack.cfn_yaml import load_template
 
 BUILD_DIR = Path(".aws-sam/build")
@@ -52,14 +53,6 @@ class Function:
     architecture: str
 
 
-@dataclass(frozen=True)
-class Distribution:
-    name: str
-    version: str
-    tags: tuple[str, ...]
-    purelib: bool
-
-
 def functions_in(template: dict[str, Any], build_dir: Path) -> list[Function]:
     defaults = template.get("Globals", {}).get("Function", {})
     found = []
@@ -70,26 +63,6 @@ def functions_in(template: dict[str, Any], build_dir: Path) -> list[Function]:
         (architecture,) = props.get("Architectures", ["x86_64"])
         found.append(Function(name, build_dir / props["CodeUri"], props["Handler"], architecture))
     return found
-
-
-def distributions_in(code_dir: Path) -> list[Distribution]:
-    dists = []
-    for info in sorted(code_dir.glob("*.dist-info")):
-        fields: dict[str, list[str]] = {}
-        for source in ("METADATA", "WHEEL"):
-            path = info / source
-            if not path.exists():
-                continue
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if not line.strip():
-                    break  # the METADATA headers end at the first blank line
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), []).append(value.strip())
-        name = fields.get("Name", [info.name.split("-")[0]])[0]
-        version = fields.get("Version", [""])[0]
-        purelib = fields.get("Root-Is-Purelib", ["true"])[0].lower() == "true"
-        dists.append(Distribution(name, version, tuple(fields.get("Tag", [])), purelib))
-    return dists
 
 
 def normalise(name: str) -> str:
@@ -130,6 +103,7 @@ print(json.dumps({"file": module.__file__, "callable": callable(handler), "outsi
 _BYTECODE_PROBE = """
 import importlib.util, json, sys
 from pathlib import Path
+from typing import Any
 root, package = Path(sys.argv[1]), sys.argv[2]
 stale, missing = [], []
 for source in sorted(root.rglob("*.py")):
@@ -165,28 +139,6 @@ def check_bytecode(function: Function, python: str, package: str = "assets_attac
     return []
 
 
-class HostBinaries:
-    """This machine's wheels of compiled distributions, same versions as the build's, installed once per set."""
-
-    def __init__(self, python: str, scratch: Path) -> None:
-        self._python = python
-        self._scratch = scratch
-        self._installed: dict[tuple[str, ...], Path] = {}
-
-    def directory_for(self, dists: list[Distribution]) -> Path:
-        pins = tuple(sorted(f"{d.name}=={d.version}" for d in dists))
-        if pins not in self._installed:
-            target = self._scratch / f"host-binaries-{len(self._installed)}"
-            pip = [self._python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            command = [*pip, "--root-user-action=ignore", "--no-deps", "--only-binary=:all:", "--target", str(target)]
-            command += pins
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise SystemExit(f"check_build: could not install {' '.join(pins)} for this machine:\n{done.stderr}")
-            self._installed[pins] = target
-        return self._installed[pins]
-
-
 def check_function(function: Function, python: str, host_binaries: HostBinaries) -> list[str]:
     problems = []
     if not function.code_dir.is_dir():
@@ -208,7 +160,7 @@ def check_function(function: Function, python: str, host_binaries: HostBinaries)
             )
 
     paths = [str(function.code_dir.resolve())]
-    foreign = [d for d in compiled if platform.machine() not in " ".join(d.tags)]
+    foreign = foreign_binaries(function.code_dir)
     if foreign:
         paths.insert(0, str(host_binaries.directory_for(foreign)))
         print(
