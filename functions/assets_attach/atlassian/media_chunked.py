@@ -54,6 +54,7 @@ from .http_session import (
     API_READ_TIMEOUT,
     CONNECT_TIMEOUT,
     UPLOAD_READ_TIMEOUT,
+    environment_settings,
     network_error,
 )
 from .media_upload import MediaCredentials, UploadedMedia, media_headers, raise_for_media_reply, uploaded_media
@@ -187,11 +188,14 @@ class ChunkedUploader:
     def __init__(
         self, session: requests.Session, allowed_hosts: Iterable[str], append_bytes: int = APPEND_BATCH_BYTES
     ) -> None:
-        """``session``: its retries are the media calls' (``http_session.new_session(retry=media_retry())``).
+        """``session``: its retries are the media calls' (``http_session.new_session(retry=media_retry())``); with
+        ``trust_env`` off, as hundreds of calls a GiB want it, the environment's proxy and CA settings are read once
+        per media host here and given with each call.
         ``append_bytes``: chunks are appended once this many bytes of them were accepted (and at the end)."""
         self._session = session
         self._allowed_hosts = tuple(allowed_hosts)
         self._append_bytes = append_bytes
+        self._environment: dict[str, dict[str, Any]] = {}  # media base URL -> environment_settings
 
     def append_batch(self, chunk_size: int) -> int:
         """How many chunks of ``chunk_size`` one append takes (the last append of a file may take fewer)."""
@@ -390,14 +394,17 @@ class ChunkedUploader:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        url = self._base_url(credentials) + path
+        base_url = self._base_url(credentials)
+        if base_url not in self._environment:
+            self._environment[base_url] = environment_settings(base_url)
         try:
             return self._session.request(
                 method,
-                url,
+                base_url + path,
                 headers={**media_headers(credentials), **(headers or {})},
                 timeout=(CONNECT_TIMEOUT, read_timeout),
                 allow_redirects=False,
+                **self._environment[base_url],
                 **kwargs,
             )
         except requests.RequestException as e:
