@@ -462,7 +462,10 @@ def profile_section(stack: LocalStack, size: int) -> list[str]:
         for name, file_suffix, function in FIXED_COSTS:
             costs[name] = costs.get(name, 0.0) or cpu_profile.cumulative(out, file_suffix, function)
     parts = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in costs.items())
-    lines.append(f"fixed cost of a job: a 1 MiB upload takes {whole:.2f} s, whole process (profiled); of it {parts}")
+    lines.append(
+        f"fixed cost of a job: a 1 MiB upload takes {whole:.2f} s, whole process (profiled); of it {parts} (a step "
+        "that imports on first use counts those imports in both)"
+    )
     return lines
 
 
