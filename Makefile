@@ -43,12 +43,17 @@ lint: install $(SAM_STAMP) $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
 
 # sam build needs the runtime's Python (python3.13) on PATH: found there, or among pyenv's versions.
+# Lambda's /var/task is read-only, so whatever is not shipped as bytecode is compiled on every cold start: the
+# built code (package and dependencies) is compiled with that Python, hash-based (`sam deploy` dates every file
+# 1980-01-01 in its zip, which would make timestamp-based .pyc stale), checked against the source's hash so that
+# a .pyc can never stand for other source than its own.
 build: install $(SAM_STAMP)
 	@py313="$$(sh tests/packaging/find-python3.13)" || { \
 		echo "make build: sam build needs Python 3.13 (the functions' runtime, python3.13) on PATH; none found there or in pyenv." >&2; \
 		exit 1; }; \
 	echo "make build: sam build with $$py313"; \
 	PATH="$$(dirname "$$py313"):$$PATH" $(SAM) build && \
+	"$$py313" -m compileall -q -f -j 0 --invalidation-mode checked-hash .aws-sam/build/*Function && \
 	$(PY) tests/packaging/check_build.py --python "$$py313"
 
 test: lint

@@ -53,7 +53,8 @@ class Runtime:
         """The chunked upload's calls: every method retried inline on network errors and 5xx (``media_retry``)."""
         from .atlassian.http_session import media_retry, new_session
 
-        return new_session(connections=self.settings.media_upload_concurrency + 1, retry=media_retry())
+        connections = self.settings.media_upload_concurrency + 1
+        return new_session(connections, retry=media_retry(), trust_env=False)  # environment read once per host
 
     @cached_property
     def secrets(self) -> SecretSource:

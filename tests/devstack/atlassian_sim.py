@@ -79,6 +79,14 @@ are queued per step with :meth:`AtlassianSimulator.inject`. Steps 7 to 10 are ``
 after that many bytes. Steps 11 to 14 are ``media-upload-create``, ``media-chunk`` (``drop_after_bytes`` cuts
 its request body as on ``upload``), ``media-append`` and ``media-file-create``.
 
+Network shaping (issue 22): :attr:`AtlassianSimulator.link_mibps` (``--link-mibps``) caps each connection's body
+bytes on the media routes (2, 2b, 10 to 14) to that many MiB/s, both ways, as one TCP flow over a long path is
+capped by its window and round trip: a token bucket per connection (bursts of ``LINK_BURST_BYTES``) paces the
+simulator's own reads and writes of request and answer bodies. :attr:`AtlassianSimulator.rtt_ms` (``--rtt-ms``)
+adds that many milliseconds before answering each request on those routes. Nothing outside the process is touched
+(no root, no kernel tools); the client's socket buffers still take a few MiB at once, so a paced request takes
+its full time only from its first byte to its answer.
+
 Run ``python -m devstack.atlassian_sim --port 0 --object 1234:HW-42`` to serve it from its own process: it
 prints one JSON line with its URLs and credentials, then serves until SIGTERM or SIGINT.
 """
@@ -136,7 +144,20 @@ STEPS = frozenset(
 )
 _STREAMED_STEPS = frozenset({"jira-content", "media-download"})  # raw bytes, not JSON; faults cut their body
 _BODY_STEPS = frozenset({"upload", "media-chunk"})  # large request bodies: their handler reads them itself
+# The media host's routes (the upload, its chunked protocol, file info and downloads): what network shaping applies to.
+_MEDIA_STEPS = frozenset(
+    {
+        "upload",
+        "media-file-info",
+        "media-upload-create",
+        "media-chunk",
+        "media-append",
+        "media-file-create",
+        "media-download",
+    }
+)
 
+MiB = 1 << 20
 READ_CHUNK = 1 << 20  # socket reads while streaming an upload
 HEAD_LIMIT = 64 << 10  # preamble + the part's headers must fit in this
 SMALL_BODY_LIMIT = 10 << 20  # JSON bodies are read whole, up to this
@@ -146,6 +167,7 @@ IDLE_TIMEOUT = 60.0  # per-connection socket timeout
 WRITE_CHUNK = 1 << 20  # socket writes while streaming a download
 MAX_CHUNK_BYTES = 256 << 20  # the largest chunk the web client sends is 210 MiB
 UPLOAD_TTL_SECONDS = 24 * 3600.0  # how long a chunked upload may be appended to (its "expires")
+LINK_BURST_BYTES = 64 << 10  # a shaped connection's token bucket holds this much: the burst an idle link allows
 
 _BASIC_401 = {"code": 401, "message": "Unauthorized; scope does not match"}
 _AQL_RE = re.compile(
@@ -244,6 +266,7 @@ class SimRequest:
     headers: dict[str, str]
     status: int | None  # None: the connection was dropped without an answer
     at: float = 0.0  # time.monotonic() when it was answered (or dropped)
+    started: float = 0.0  # time.monotonic() when its request line was read
 
 
 @dataclass(frozen=True)
@@ -427,6 +450,26 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, stop
 
 
+class _TokenBucket:
+    """One connection's bandwidth: ``rate`` bytes per second, bursts of up to ``burst`` bytes after a pause.
+
+    ``take(n)`` after moving ``n`` bytes sleeps until the bucket has paid for them, so ``size`` bytes take
+    ``(size - burst) / rate`` seconds at least, however the reads or writes are cut."""
+
+    def __init__(self, rate: float, burst: int = LINK_BURST_BYTES) -> None:
+        self.rate = rate
+        self._burst = burst
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    def take(self, count: int) -> None:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self.rate) - count
+        self._at = now
+        if self._tokens < 0:
+            time.sleep(-self._tokens / self.rate)
+
+
 # --------------------------------------------------------------------------------------------- HTTP server
 
 
@@ -452,8 +495,11 @@ class _Handler(BaseHTTPRequestHandler):
     _body_remaining: int | None  # None: no Content-Length (chunked or unknown)
     _body_done: bool
     _recorded: tuple[str, str, dict[str, str], dict[str, str]] | None  # this request, until recorded
+    _started: float  # when this request's line was read
     _delay: float
     _counting_chunk: bool  # body bytes read count towards chunk_stats()["chunkBytesReceived"]
+    _shaped: bool  # a media route: its body bytes are paced by the link's bandwidth (see _TokenBucket)
+    _bucket: _TokenBucket | None  # this connection's, made on its first shaped byte
     _via_gateway: bool  # this request came through /ex/jira/{cloudId}/ (scoped tokens work only there)
     _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, untyped in typeshed
 
@@ -463,6 +509,8 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.sim = cast(_Server, self.server).sim
         self.sim._track(self.connection, add=True)
+        self._shaped = False
+        self._bucket = None
         with contextlib.suppress(OSError):  # small answers must not wait for delayed ACKs (Nagle)
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -566,7 +614,7 @@ class _Handler(BaseHTTPRequestHandler):
                 got = self.rfile.readinto1(scratch if left is None else scratch[: min(left, READ_CHUNK)])
                 if not got:
                     break
-                self._count_body(got)
+                self._body_moved(got)
                 if left is not None:
                     left -= got
         except OSError:
@@ -596,15 +644,21 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ClientGone from exc
         if not got:
             raise _ClientGone
-        self._count_body(got)
+        self._body_moved(got)
         self._body_remaining = remaining - got
         if self._body_remaining == 0:
             self._body_done = True
         return got
 
-    def _count_body(self, got: int) -> None:
-        if self._counting_chunk and got:
-            self.sim._count_chunk_bytes(got)
+    def _body_moved(self, count: int) -> None:
+        """``count`` body bytes were read or written: counted (chunks), and paced on a shaped link."""
+        if self._counting_chunk and count:
+            self.sim._count_chunk_bytes(count)
+        rate = self.sim.link_mibps
+        if self._shaped and rate and count:
+            if self._bucket is None or self._bucket.rate != rate * MiB:
+                self._bucket = _TokenBucket(rate * MiB)
+            self._bucket.take(count)
 
     def _discard_body(self) -> None:
         scratch = memoryview(bytearray(min(READ_CHUNK, max(self._body_remaining or 0, 1))))
@@ -693,6 +747,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._route_chunked(method, path) if sim.chunked_enabled else None
         if path == "/__sim/stats":
             return ("sim-stats", self._sim_stats, ()) if method == "GET" else None
+        if path == "/__sim/requests":
+            return ("sim-requests", self._sim_requests, ()) if method == "GET" else None
         if path == "/rest/servicedeskapi/assets/workspace":
             return ("workspace", self._workspace, ()) if method == "GET" else None
         match = _ASSETS_RE.match(path)
@@ -755,11 +811,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         method, path, query, headers = self._recorded
         self._recorded = None
-        self.sim._record(SimRequest(method, path, query, headers, status, time.monotonic()))
+        self.sim._record(SimRequest(method, path, query, headers, status, time.monotonic(), self._started))
 
     def _dispatch(self) -> None:
+        self._started = time.monotonic()
         self._delay = 0
         self._counting_chunk = False
+        self._shaped = False
         self._via_gateway = False
         self._body_done = False
         try:
@@ -793,6 +851,9 @@ class _Handler(BaseHTTPRequestHandler):
         self, step: str, handler: Callable[..., tuple[int, Any]], params: tuple[str, ...], query: dict[str, str]
     ) -> None:
         self._counting_chunk = step == "media-chunk"
+        self._shaped = step in _MEDIA_STEPS
+        if self._shaped:  # the round trip, paid before the answer as a long path would make the client wait
+            self._delay = self.sim.rtt_ms / 1000
         fault = self.sim._take_fault(step) if step in STEPS else None
         if step in _STREAMED_STEPS:
             self._serve_streamed(handler, params, query, fault)
@@ -800,7 +861,7 @@ class _Handler(BaseHTTPRequestHandler):
         if step not in _BODY_STEPS:
             body = self._read_small_body()
         if fault is not None:
-            self._delay = fault.delay_seconds
+            self._delay += fault.delay_seconds
             if not fault.after_success:
                 if fault.drop_after_bytes is not None:
                     self._drop(fault.drop_after_bytes if step in _BODY_STEPS else 0)
@@ -834,7 +895,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_small_body()
         cut: int | None = None
         if fault is not None:
-            self._delay = fault.delay_seconds
+            self._delay += fault.delay_seconds
             cut = fault.drop_after_bytes
             if cut is None and fault.status is not None:
                 self._reply_fault(fault, "")
@@ -873,6 +934,7 @@ class _Handler(BaseHTTPRequestHandler):
             while sent < limit:
                 size = min(WRITE_CHUNK, limit - sent)
                 self.wfile.write(data[sent : sent + size])
+                self._body_moved(size)
                 sent += size
         except OSError:
             self.close_connection = True
@@ -901,7 +963,7 @@ class _Handler(BaseHTTPRequestHandler):
                 while left > 0:
                     if self._body_remaining is None:
                         got = self.rfile.readinto1(scratch[: min(left, len(scratch))])
-                        self._count_body(got)
+                        self._body_moved(got)
                     else:
                         got = self._read_into(scratch[: min(left, len(scratch))])
                     if not got:
@@ -1353,6 +1415,13 @@ class _Handler(BaseHTTPRequestHandler):
         """The simulator's counters, for a bench that runs it in its own process (not an Atlassian API)."""
         return 200, self.sim.chunk_stats()
 
+    def _sim_requests(self, *, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """The requests recorded from ``?since=N`` on (method, path, status, ``started`` and ``at`` on this host's
+        monotonic clock), for a bench that runs the simulator in its own process (not an Atlassian API)."""
+        since = int(query.get("since", "0"))
+        keep = ("method", "path", "status", "started", "at")
+        return 200, [{name: getattr(r, name) for name in keep} for r in self.sim.requests[since:]]
+
     def _stream_one_part(self, boundary: bytes) -> tuple[tuple[str, dict[str, str]], int, str]:
         """Parse a body of exactly one part named ``file`` without holding it: returns headers, size, sha256.
 
@@ -1558,6 +1627,10 @@ class AtlassianSimulator:
         self._chunk_bytes_received = 0
         self._chunks_accepted = 0
         self._chunk_bytes_accepted = 0
+        # Network shaping of the media routes (see the module docstring): each connection's body bytes at most
+        # this many MiB/s (None: as fast as loopback goes), and this many ms added before each answer.
+        self.link_mibps: float | None = None
+        self.rtt_ms = 0.0
 
     # ----------------------------------------------------------------------------------------- lifecycle
 
@@ -2153,6 +2226,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cloud-id", default=None, help="the site's cloud id (default: a random UUID)")
     parser.add_argument(
+        "--link-mibps", type=float, default=None, help="cap each media connection's body bytes to this many MiB/s"
+    )
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="add this round trip before each media answer")
+    parser.add_argument(
         "--object", action="append", default=[], metavar="ID[:KEY[:LABEL]]", help="an Assets object (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -2171,6 +2248,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.processing_status = args.processing_status
     sim.scoped_tokens = args.scoped_token
     sim.cloud_id = args.cloud_id or sim.cloud_id
+    sim.link_mibps = args.link_mibps
+    sim.rtt_ms = args.rtt_ms
     for spec in args.object:
         object_id, _, rest = spec.partition(":")
         key, _, label = rest.partition(":")

@@ -20,9 +20,16 @@ much was sent twice.
 
 Cold start: the two handlers' imports against ``import boto3, requests`` (devstack.cold_import).
 
-It is a measurement: it prints the goals met or missed and exits 0 either way. Settings: BENCH_SIZE_MIB (default
-1024), BENCH_ROUNDS (default 5), BENCH_SECTIONS (default ``upload,resume,imports,backfill``; the backfill's own
-settings are in ``devstack.backfill_bench``).
+Profile (loopback): where the CPU of each style goes (cProfile by thread CPU time, every thread; the top entries),
+and the fixed cost of a 1 MiB job apart from its bytes (wall clock: imports, S3 HEAD, the media credentials, the
+upload, the link), from ``devstack.cpu_profile``.
+
+WAN: the same uploads through a media host shaped like a long network path (``devstack.bench_wan``).
+
+It is a measurement: it prints the goals met or missed and exits 0 either way. Settings: BENCH_MIB (default 1024),
+BENCH_ROUNDS (default 5), BENCH_SECTIONS (default ``upload,profile,resume,wan,imports,backfill``; the backfill's
+own settings are in ``devstack.backfill_bench``), BENCH_LINK_MIBPS and BENCH_RTT_MS (the WAN's shaping, default 25
+and 40).
 """
 
 from __future__ import annotations
@@ -65,9 +72,10 @@ OBJECT_ID = "1234"
 class SimulatorProcess:
     """The Atlassian simulator in a child process, so that it competes with each client the same way."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
+        """``options``: more of the simulator's command line (``--link-mibps 25 --rtt-ms 40``)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack.atlassian_sim", "--port", "0", "--object", f"{OBJECT_ID}:HW-42"],
+            [sys.executable, "-m", "devstack.atlassian_sim", "--port", "0", "--object", f"{OBJECT_ID}:HW-42", *options],
             stdout=subprocess.PIPE,
             text=True,
             env=child_env(),
@@ -92,6 +100,13 @@ class SimulatorProcess:
         reply.raise_for_status()
         stats: dict[str, int] = reply.json()
         return stats
+
+    def requests_since(self, since: int) -> list[dict[str, Any]]:
+        """The requests recorded from the ``since``-th on (method, path, status, started, at)."""
+        reply = requests.get(f"{self.base_url}/__sim/requests", params={"since": str(since)}, timeout=30)
+        reply.raise_for_status()
+        recorded: list[dict[str, Any]] = reply.json()
+        return recorded
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -235,8 +250,8 @@ def curl_pipe(sim: SimulatorProcess, s3: Any, bucket: str, key: str, size: int) 
     return run_command(["sh", "-c", PIPE, "pipe", *post_args], env), ""
 
 
-def product_upload(uri: str, mode: str) -> tuple[int, str]:
-    with patched_environ({"MEDIA_UPLOAD_MODE": mode}):
+def product_upload(uri: str, mode: str, concurrency: int = CONCURRENCY) -> tuple[int, str]:
+    with patched_environ({"MEDIA_UPLOAD_MODE": mode, "MEDIA_UPLOAD_CONCURRENCY": str(concurrency)}):
         done, peak = peak_rss.run_measured("assets_attach", "upload", uri, "--object-id", OBJECT_ID, timeout=1800)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     return peak, str(summary.get("check", ""))
@@ -256,16 +271,19 @@ def worker_timeout(size: int) -> float:
 
 
 @contextmanager
-def bench_stack(size: int) -> Iterator[tuple[LocalStack, SimulatorProcess]]:
+def bench_stack(size: int, *sim_options: str) -> Iterator[tuple[LocalStack, SimulatorProcess]]:
     """moto in this process, the simulator in its own, seeded as template.yaml would be, environment pointed at it.
     As there, a received message stays invisible for longer than a worker invocation may last."""
-    sim = SimulatorProcess()
+    sim = SimulatorProcess(*sim_options)
     try:
         with moto_server() as moto_url, patched_environ({**AWS_TEST_CREDENTIALS, "AWS_ENDPOINT_URL": moto_url}):
             visibility = int(worker_timeout(size)) + 5
-            stack = LocalStack(moto_url, sim, visibility_timeout=visibility).seed()  # type: ignore[arg-type]
-            with patched_environ({**stack.env(), "POWERTOOLS_LOG_LEVEL": "WARNING"}):  # the webhook runs in here
-                yield stack, sim
+            try:
+                stack = LocalStack(moto_url, sim, visibility_timeout=visibility).seed()  # type: ignore[arg-type]
+                with patched_environ({**stack.env(), "POWERTOOLS_LOG_LEVEL": "WARNING"}):  # the webhook runs in here
+                    yield stack, sim
+            finally:  # moto's state outlives its server in this process: the next stack starts empty
+                requests.post(f"{moto_url}/moto-api/reset", timeout=30)
     finally:
         sim.stop()
 
@@ -398,26 +416,101 @@ def resume_section(stack: LocalStack, sim: SimulatorProcess, size: int) -> list[
     ]
 
 
+def profiled(clock: str, uri: str, mode: str, out: Path) -> None:
+    """``assets-attach upload`` in ``mode`` under ``devstack.cpu_profile``, its stats written to ``out``."""
+    with patched_environ({"MEDIA_UPLOAD_MODE": mode}):
+        done = subprocess.run(
+            [sys.executable, "-m", "devstack.cpu_profile", clock, str(out), "assets_attach", "upload", uri,
+             "--object-id", OBJECT_ID],
+            capture_output=True, text=True, env=child_env(), timeout=1800, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"the profiled upload failed:\n{done.stderr}")
+
+
+# The fixed cost of a job, as the functions that pay it (file suffix, function): each one's time, callees included.
+FIXED_COSTS = (
+    ("imports", "<frozen importlib._bootstrap>", "_find_and_load"),
+    ("S3 HEAD", "s3_source.py", "head_accepted"),
+    ("S3 HEAD", "s3_source.py", "head"),
+    ("credentials", "assets_client.py", "media_credentials"),
+    ("upload", "attach.py", "_send_whole"),
+    ("link", "assets_client.py", "link"),
+)
+
+
+def profile_section(stack: LocalStack, size: int) -> list[str]:
+    """Two lines of where the CPU goes (one per style), and the fixed cost of a 1 MiB job."""
+    from devstack import cpu_profile
+
+    print("profile: one upload per style under cProfile, and a 1 MiB job ...", flush=True)
+    big, small = f"s3://{stack.bucket}/bench/big.zip", f"s3://{stack.bucket}/bench/small.zip"
+    s3 = stack.client("s3")
+    put_big_object(s3, stack.bucket, "bench/big.zip", size)
+    put_big_object(s3, stack.bucket, "bench/small.zip", MiB)
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp, patched_environ({"MAX_FILE_SIZE_BYTES": str(size)}):
+        for mode in ("single", "chunked"):
+            out = Path(tmp) / f"{mode}.pstats"
+            profiled("cpu", big, mode, out)
+            top = ", ".join(f"{name} {share:.0%}" for name, share in cpu_profile.top(out, 5))
+            lines.append(f"CPU of a {size // MiB} MiB upload, {mode} mode, by function (own time): {top}")
+        out = Path(tmp) / "small.pstats"
+        started = time.perf_counter()
+        profiled("wall", small, "single", out)
+        whole = time.perf_counter() - started
+        costs: dict[str, float] = {}
+        for name, file_suffix, function in FIXED_COSTS:
+            costs[name] = costs.get(name, 0.0) or cpu_profile.cumulative(out, file_suffix, function)
+    parts = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in costs.items())
+    lines.append(
+        f"fixed cost of a job: a 1 MiB upload takes {whole:.2f} s, whole process (profiled); of it {parts} (a step "
+        "that imports on first use counts those imports in both)"
+    )
+    return lines
+
+
+LAMBDA_ROUNDS = 9
+BUILT_WEBHOOK = Path(".aws-sam/build/WebhookFunction")
+
+
 def imports_section(rounds: int) -> list[str]:
-    from devstack.cold_import import markdown_table, measure
+    """The handlers' imports against ``import boto3, requests``: from the source tree, and as Lambda runs them from
+    ``make build``'s output (read-only, dated 1980-01-01, no bytecode written; median of 9) where there is one."""
+    from devstack.cold_import import lambda_task, markdown_table, measure, split_lines
 
     print("cold start: handler imports against `import boto3, requests` ...", flush=True)
-    return markdown_table(measure(rounds)).splitlines()
+    lines = ["from the source tree:", "", *markdown_table(measure(rounds)).splitlines()]
+    found = subprocess.run(["sh", "tests/packaging/find-python3.13"], capture_output=True, text=True, check=False)
+    if not BUILT_WEBHOOK.is_dir() or found.returncode != 0:
+        return [*lines, "", "as Lambda runs it: no build output (run `make build` first, with Python 3.13)"]
+    print(f"cold start as Lambda runs it: a read-only copy of {BUILT_WEBHOOK}, median of {LAMBDA_ROUNDS} ...")
+    with lambda_task(BUILT_WEBHOOK, found.stdout.strip()) as where:
+        table = markdown_table(measure(LAMBDA_ROUNDS, where)).splitlines()
+        split = split_lines(where)
+    heading = f"as Lambda runs it ({BUILT_WEBHOOK}, read-only, files dated 1980-01-01, no bytecode written):"
+    return [*lines, "", heading, "", *table, "", *split]
 
 
 def main() -> int:
-    size = int(os.environ.get("BENCH_SIZE_MIB", "1024")) * MiB
+    size = int(os.environ.get("BENCH_MIB", "1024")) * MiB
     rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
-    sections = os.environ.get("BENCH_SECTIONS", "upload,resume,imports,backfill").split(",")
+    sections = os.environ.get("BENCH_SECTIONS", "upload,profile,resume,wan,imports,backfill").split(",")
     started = time.monotonic()
     print(f"benchmark: {size // MiB} MiB, {rounds} rounds, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     report: list[str] = []
-    if "upload" in sections or "resume" in sections:
+    if {"upload", "profile", "resume"} & set(sections):
         with bench_stack(size) as (stack, sim):
             if "upload" in sections:
                 report += ["", *upload_section(stack, sim, size, rounds)]
+            if "profile" in sections:
+                report += ["", *profile_section(stack, size)]
             if "resume" in sections:
                 report += ["", *resume_section(stack, sim, size)]
+    if "wan" in sections:
+        from devstack.bench_wan import wan_section
+
+        report += ["", *wan_section(size, rounds)]
     if "imports" in sections:
         report += ["", *imports_section(rounds)]
     if "backfill" in sections:  # BACKFILL_* settings: see devstack.backfill_bench

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -131,9 +132,13 @@ class SourceCut(Exception):
     """The source stopped mid-file (a killed worker, a dropped S3 stream)."""
 
 
-def cut_after(source: Iterator[bytes], count: int) -> Iterator[bytes]:
+def cut_after(source: Iterator[bytes], count: int, once: Callable[[], bool] = lambda: True) -> Iterator[bytes]:
+    """``count`` blocks, then SourceCut as soon as ``once()`` holds (the uploader reads one chunk ahead: ``once`` lets
+    the chunks in flight reach the simulator first, so that the cut comes at a known point)."""
     for index, block in enumerate(source):
         if index == count:
+            while not once():
+                time.sleep(0.005)
             raise SourceCut
         yield block
 
@@ -442,8 +447,10 @@ def test_failed_chunk_is_raised_retryable_after_reporting_what_came_before_as_se
 
     def source() -> Iterator[bytes]:
         for index, block in enumerate(blocks(data, CHUNK)):
-            if index == 3:
-                sim.inject("media-chunk", Fault(status=502))  # the fourth chunk's PUT fails (concurrency 1)
+            if index == 3:  # the fourth chunk's PUT fails: read ahead, it comes once the third was accepted
+                while sim.chunk_stats()["chunksAccepted"] < 3:
+                    time.sleep(0.005)
+                sim.inject("media-chunk", Fault(status=502))
             yield block
 
     with pytest.raises(AtlassianError) as failed:
@@ -553,18 +560,28 @@ def test_chunks_sent_but_not_appended_are_settled_by_etag_or_the_upload_starts_a
                 raise SourceCut  # killed after the append took, before its record
             saved["appended"] = chunks
 
+        # Cut once the chunks read so far were accepted (and, lagging, the append of the first four answered).
+        sent = 5 if lagging else 4
+        appends = [r for r in sim.requests if r.path.endswith("/chunks")]
         with pytest.raises(SourceCut):
             upload_all(
                 uploader,
                 creds,
                 data,
-                chunks=cut_after(blocks(data, CHUNK), 5 if lagging else 4),
-                concurrency=1,  # each chunk accepted before the next is read
+                chunks=cut_after(
+                    blocks(data, CHUNK),
+                    sent,
+                    once=lambda: (
+                        sim.chunk_stats()["chunksAccepted"] >= sent
+                        and (not lagging or len([r for r in sim.requests if r.path.endswith("/chunks")]) > len(appends))
+                    ),
+                ),
+                concurrency=1,
                 on_created=lambda upload_id: saved.update(upload_id=upload_id),
                 on_sent=lambda n, b: saved.update(sent=n),
                 on_appended=appended,
             )
-        assert (saved["appended"], saved["sent"]) == (0, 4)
+        assert (saved["appended"], saved["sent"]) == (0, sent)
         if case == "chunks gone":
             sim.inject("media-append", Fault(status=400))  # as a service that no longer holds them might answer
         before = sim.chunk_stats()
@@ -618,10 +635,10 @@ def test_resume_of_a_stale_upload_says_so(
             creds,
             data,
             chunks=cut_after(blocks(data, CHUNK), 2),
-            concurrency=1,  # each chunk accepted before the next is read: the first 2 appended as one batch
+            concurrency=1,  # cut with the second chunk reported sent, before its batch of two is appended
             on_created=lambda upload_id: saved.update(upload_id=upload_id),
         )
-    behind = {"upload_id": saved["upload_id"], "start_chunk": 1}  # the service has 2 appended, not 1
+    behind = {"upload_id": saved["upload_id"], "start_chunk": 1}  # the service has none appended, not 1
     with pytest.raises(ChunkedUploadStaleError) as stale:
         upload_all(uploader, creds, data, chunks=blocks(data[CHUNK:], CHUNK), **behind)
     assert (stale.value.status, stale.value.retryable) == (409, True)
@@ -704,7 +721,25 @@ def test_chunks_in_flight_and_in_memory_are_bounded_by_concurrency(
         concurrency=concurrency,
     )
     assert gated.most_active == concurrency
-    assert gated.pulled_at_barrier == [concurrency]  # the source was not read ahead while the window was full
-    assert _Tracked.most <= concurrency
+    # The source was read one chunk ahead of a full window, no further.
+    assert len(gated.pulled_at_barrier) == 1 and gated.pulled_at_barrier[0] <= concurrency + 1
+    assert _Tracked.most <= concurrency + 1
     assert _Tracked.alive == 0
     assert sim.uploads[media.id].sha256 == hashlib.sha256(data * count).hexdigest()
+
+
+def test_chunks_keep_flowing_while_an_append_is_in_flight(
+    sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials
+) -> None:
+    """A slow append (half a second) does not stall the pipeline: chunk PUTs start and end while it is in flight."""
+    data = os.urandom(16 * CHUNK)
+    sim.inject("media-append", Fault(delay_seconds=0.5))
+    media = upload_all(uploader, creds, data)
+    assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
+    first_append = next(r for r in sim.requests if r.path.endswith("/chunks"))
+    during = [
+        r
+        for r in sim.requests
+        if r.path.startswith("/media/chunk/") and first_append.started < r.started and r.at < first_append.at
+    ]
+    assert len(during) >= 3, "no chunk was sent while the first append was in flight"

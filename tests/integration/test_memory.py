@@ -1,5 +1,5 @@
 """Streaming, proven by memory: a 1 GiB upload costs what a 1 MiB one costs, within 16 MiB in one POST and 32 MiB
-in chunks (MEDIA_UPLOAD_CONCURRENCY chunks of 5 MiB are held at once)."""
+in chunks (MEDIA_UPLOAD_CONCURRENCY chunks of 5 MiB in flight and one read ahead are held at once)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ For each AWS::Serverless::Function in .aws-sam/build/template.yaml it
 - checks every compiled distribution was built for the function's architecture and Python;
 - imports the handler in a fresh Python 3.13 run with `-I -S -B` (no site-packages, no environment, no bytecode
   written) and only the built directory on sys.path, and checks the handler is callable;
+- checks every module of the package (``assets_attach``) has a `.pyc` for Python 3.13 compiled with checked-hash
+  invalidation from its own source (Lambda's /var/task is read-only, and `sam deploy` dates every file
+  1980-01-01: timestamp-based bytecode would be stale there), and counts the dependencies' modules without one;
 - prints the package's size, unzipped and zipped.
 
 The functions run on arm64 while a build machine is often x86_64: the built directory then holds aarch64 binaries
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.built_package import HostBinaries, distributions_in, foreign_binaries
 from devstack.cfn_yaml import load_template
 
 BUILD_DIR = Path(".aws-sam/build")
@@ -49,14 +53,6 @@ class Function:
     architecture: str
 
 
-@dataclass(frozen=True)
-class Distribution:
-    name: str
-    version: str
-    tags: tuple[str, ...]
-    purelib: bool
-
-
 def functions_in(template: dict[str, Any], build_dir: Path) -> list[Function]:
     defaults = template.get("Globals", {}).get("Function", {})
     found = []
@@ -67,26 +63,6 @@ def functions_in(template: dict[str, Any], build_dir: Path) -> list[Function]:
         (architecture,) = props.get("Architectures", ["x86_64"])
         found.append(Function(name, build_dir / props["CodeUri"], props["Handler"], architecture))
     return found
-
-
-def distributions_in(code_dir: Path) -> list[Distribution]:
-    dists = []
-    for info in sorted(code_dir.glob("*.dist-info")):
-        fields: dict[str, list[str]] = {}
-        for source in ("METADATA", "WHEEL"):
-            path = info / source
-            if not path.exists():
-                continue
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if not line.strip():
-                    break  # the METADATA headers end at the first blank line
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), []).append(value.strip())
-        name = fields.get("Name", [info.name.split("-")[0]])[0]
-        version = fields.get("Version", [""])[0]
-        purelib = fields.get("Root-Is-Purelib", ["true"])[0].lower() == "true"
-        dists.append(Distribution(name, version, tuple(fields.get("Tag", [])), purelib))
-    return dists
 
 
 def normalise(name: str) -> str:
@@ -122,26 +98,45 @@ print(json.dumps({"file": module.__file__, "callable": callable(handler), "outsi
 """
 
 
-class HostBinaries:
-    """This machine's wheels of compiled distributions, same versions as the build's, installed once per set."""
+# Run by the functions' Python: each .py's .pyc header against that Python's magic number, the checked-hash flags
+# (hash-based 0b01 | check the source 0b10) and the hash of the source beside it.
+_BYTECODE_PROBE = """
+import importlib.util, json, sys
+from pathlib import Path
+from typing import Any
+root, package = Path(sys.argv[1]), sys.argv[2]
+stale, missing = [], []
+for source in sorted(root.rglob("*.py")):
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    rel = str(source.relative_to(root))
+    if not pyc.exists():
+        missing.append(rel)
+        continue
+    head = pyc.read_bytes()[:16]
+    expected = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
+    if head != expected:
+        stale.append(rel)
+print(json.dumps({"stale": stale, "missing": missing, "package": package}))
+"""
 
-    def __init__(self, python: str, scratch: Path) -> None:
-        self._python = python
-        self._scratch = scratch
-        self._installed: dict[tuple[str, ...], Path] = {}
 
-    def directory_for(self, dists: list[Distribution]) -> Path:
-        pins = tuple(sorted(f"{d.name}=={d.version}" for d in dists))
-        if pins not in self._installed:
-            target = self._scratch / f"host-binaries-{len(self._installed)}"
-            pip = [self._python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            command = [*pip, "--root-user-action=ignore", "--no-deps", "--only-binary=:all:", "--target", str(target)]
-            command += pins
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise SystemExit(f"check_build: could not install {' '.join(pins)} for this machine:\n{done.stderr}")
-            self._installed[pins] = target
-        return self._installed[pins]
+def check_bytecode(function: Function, python: str, package: str = "assets_attach") -> list[str]:
+    """Every module of the package compiled (checked-hash, for ``python``); the dependencies' counted."""
+    probe = subprocess.run(
+        [python, "-I", "-S", "-B", "-c", _BYTECODE_PROBE, str(function.code_dir), package],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    ours = [rel for rel in result["missing"] + result["stale"] if rel.startswith(f"{package}/")]
+    print(
+        f"  {function.name}: bytecode (checked-hash): {len(result['missing'])} modules without, "
+        f"{len(result['stale'])} not matching their source"
+    )
+    if ours:
+        return [f"{function.name}: package modules without checked-hash bytecode of their source: {', '.join(ours)}"]
+    return []
 
 
 def check_function(function: Function, python: str, host_binaries: HostBinaries) -> list[str]:
@@ -165,7 +160,7 @@ def check_function(function: Function, python: str, host_binaries: HostBinaries)
             )
 
     paths = [str(function.code_dir.resolve())]
-    foreign = [d for d in compiled if platform.machine() not in " ".join(d.tags)]
+    foreign = foreign_binaries(function.code_dir)
     if foreign:
         paths.insert(0, str(host_binaries.directory_for(foreign)))
         print(
@@ -192,6 +187,7 @@ def check_function(function: Function, python: str, host_binaries: HostBinaries)
     if result["outside"]:
         problems.append(f"{function.name}: modules imported from outside the build: {', '.join(result['outside'])}")
 
+    problems += check_bytecode(function, python)
     unzipped, zipped = size_of(function.code_dir)
     print(f"  {function.name}: {function.code_dir} is {unzipped / MIB:.1f} MiB unzipped, {zipped / MIB:.1f} MiB zipped")
     if unzipped > SIZE_BUDGET_MIB * MIB:

@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -307,3 +308,33 @@ def test_a_source_that_is_short_or_long_is_an_integrity_error() -> None:
         FakeChunkedMedia().upload(
             CREDS, filename="f", content_type="t", size=len(DATA) - 1, chunks=[DATA], chunk_size=1000, concurrency=2
         )
+
+
+# --------------------------------------------------------------------------------------------- the environment, once
+
+
+def test_the_environment_is_read_once_per_media_host_and_given_with_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunked session does not scan the environment per request (trust_env off); its proxies and NO_PROXY
+    still apply, read once by requests itself."""
+    from assets_attach.atlassian.http_session import environment_settings, new_session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert environment_settings("https://api.media.atlassian.com")["proxies"]["https"] == "http://proxy.example:3128"
+    assert not environment_settings("http://127.0.0.1:8080/media")["proxies"]
+    session = new_session(4, trust_env=False)
+    assert not session.trust_env
+    calls: list[dict[str, Any]] = []
+
+    def request(method: str, url: str, **kwargs: Any) -> requests.Response:
+        calls.append(kwargs)
+        reply = requests.Response()
+        reply.status_code, reply._content = 201, b'{"data": [{"id": "u1"}]}'
+        return reply
+
+    monkeypatch.setattr(session, "request", request)
+    uploader = ChunkedUploader(session, ["api.media.atlassian.com"])
+    for _ in range(3):
+        uploader.create_upload(CREDS)
+    assert len(calls) == 3, calls
+    assert all(call["proxies"]["https"] == "http://proxy.example:3128" for call in calls), calls

@@ -592,3 +592,35 @@ def test_the_operators_dashboard_shows_what_the_code_publishes(template: dict[st
     assert all(line[2:4] == ["service", "X"] for _, line in lines if line[0] == "AssetsAttach")
     assert "${DeadLetterQueue.QueueName}" in body and "ApproximateNumberOfMessagesVisible" in body
     assert template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"].endswith("${OperationsDashboard}")
+
+
+def webhook_with_snapstart(template: dict[str, Any], on: bool) -> dict[str, Any]:
+    """The webhook's properties as AWS::LanguageExtensions resolves them, before SAM's transform, for SnapStart."""
+    assert template["Conditions"]["SnapStartOn"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "true"]}
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Fn::If"} and value["Fn::If"][0] == "SnapStartOn":
+            return resolved(value["Fn::If"][1 if on else 2])
+        return value
+
+    properties = {name: resolved(v) for name, v in template["Resources"]["WebhookFunction"]["Properties"].items()}
+    return {name: v for name, v in properties.items() if v != {"Ref": "AWS::NoValue"}}
+
+
+def test_snapstart_is_off_by_default_and_then_the_webhook_is_as_before(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["SnapStart"]["Default"] == "false"
+    webhook = webhook_with_snapstart(template, on=False)
+    assert "AutoPublishAlias" not in webhook and "SnapStart" not in webhook
+    # SAM takes only a string or a Ref as AutoPublishAlias: the language extensions resolve the Fn::If first.
+    assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+
+
+def test_snapstart_on_publishes_versions_under_an_alias_that_the_api_invokes(template: dict[str, Any]) -> None:
+    webhook = webhook_with_snapstart(template, on=True)
+    assert webhook["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert webhook["AutoPublishAlias"] == "live"
+    # SAM points a function's own event sources at its AutoPublishAlias: every way in is one of these API events.
+    assert {e["Type"] for e in webhook["Events"].values()} == {"Api"}
+    assert all(e["Properties"]["RestApiId"] == {"Ref": "Api"} for e in webhook["Events"].values())
+    permissions = resources_of(template, "AWS::Lambda::Permission")
+    assert not [p for p in permissions.values() if "WebhookFunction" in str(p["Properties"]["FunctionName"])]

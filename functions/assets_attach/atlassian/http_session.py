@@ -103,9 +103,19 @@ def media_retry(first_wait: float = 1.0) -> Retry:
     )
 
 
-def new_session(connections: int = 4, retry: Retry | None = None) -> requests.Session:
+def environment_settings(url: str) -> dict[str, Any]:
+    """What ``requests`` reads from the environment for calls to ``url`` (proxies and NO_PROXY, the CA bundle), read
+    once by ``requests`` itself. A session with ``trust_env`` off, given these with each call, no longer scans the
+    environment on every request (about 4 ms of CPU each, a second per GiB of 5 MiB chunks) nor looks for a
+    ``.netrc``, whose Basic credentials would replace the media call's Bearer token."""
+    with requests.Session() as reader:
+        return dict(reader.merge_environment_settings(url, {}, None, None, None))
+
+
+def new_session(connections: int = 4, retry: Retry | None = None, *, trust_env: bool = True) -> requests.Session:
     """``connections``: kept open per host (a chunked upload uses one per chunk in flight, plus its appends).
-    ``retry``: what urllib3 repeats inside one call; by default connection failures, and 429/5xx on GET."""
+    ``retry``: what urllib3 repeats inside one call; by default connection failures, and 429/5xx on GET.
+    ``trust_env`` False: the caller passes ``environment_settings`` with each call."""
     retry = retry or BoundedRetry(
         total=3,
         connect=3,
@@ -120,6 +130,7 @@ def new_session(connections: int = 4, retry: Retry | None = None) -> requests.Se
         raise_on_status=False,
     )
     session = requests.Session()
+    session.trust_env = trust_env
     adapter = QuerylessErrorsAdapter(max_retries=retry, pool_connections=4, pool_maxsize=connections)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -7,11 +7,12 @@ the upload. The media id it answers is linked (step 3) exactly as one from the s
 - The JWT goes only to a ``mediaBaseUrl`` that MEDIA_ALLOWED_HOSTS admits, checked before every call.
 - Chunks are hashed on the worker threads that send them (hashlib releases the GIL on large buffers), never on the
   thread that reads the source.
-- Memory is bounded by ``chunk_size * concurrency`` plus one source block: the source is read only when fewer than
-  ``concurrency`` chunks are in flight.
+- Memory is bounded by ``chunk_size * (concurrency + 1)`` plus one source block: ``concurrency`` chunks in flight
+  and the next one read ahead, so that a slot that frees starts its PUT without waiting for the source.
 - Each chunk is reported sent (``on_sent``, for the caller to persist) once it and every chunk before it were
   accepted, so that a failure or a crash re-sends at most the chunks in flight; appends follow in file order in
-  batches (``APPEND_BATCH_BYTES``, at most 8 calls per GiB). A later call resumes with ``upload_id``, the chunks
+  batches (``APPEND_BATCH_BYTES``, at most 8 calls per GiB), one at a time on a thread of their own: chunks keep
+  flowing while an append is in flight. A later call resumes with ``upload_id``, the chunks
   appended (``start_chunk``) and sent (``sent``): the chunks sent but not appended are appended by their etags,
   without sending their bytes again.
 - Every call is retried inline on network errors and 5xx by the session's urllib3 retries (``media_retry``: 5 tries,
@@ -54,6 +55,7 @@ from .http_session import (
     API_READ_TIMEOUT,
     CONNECT_TIMEOUT,
     UPLOAD_READ_TIMEOUT,
+    environment_settings,
     network_error,
 )
 from .media_upload import MediaCredentials, UploadedMedia, media_headers, raise_for_media_reply, uploaded_media
@@ -173,17 +175,12 @@ class _CreateUploadReply(BaseModel):
 
 @dataclass
 class _Progress:
-    """Where the upload stands: chunks (and their bytes) appended, and chunks accepted in file order (at least as
+    """Where the upload stands: chunks appended, and chunks (and their bytes) accepted in file order (at least as
     many); the next part to send follows them."""
 
     appended: int
-    appended_bytes: int
-    sent: int = -1
-    sent_bytes: int = -1
-
-    def __post_init__(self) -> None:
-        if self.sent < 0:
-            self.sent, self.sent_bytes = self.appended, self.appended_bytes
+    sent: int
+    sent_bytes: int
 
 
 class ChunkedUploader:
@@ -192,11 +189,14 @@ class ChunkedUploader:
     def __init__(
         self, session: requests.Session, allowed_hosts: Iterable[str], append_bytes: int = APPEND_BATCH_BYTES
     ) -> None:
-        """``session``: its retries are the media calls' (``http_session.new_session(retry=media_retry())``).
+        """``session``: its retries are the media calls' (``http_session.new_session(retry=media_retry())``); with
+        ``trust_env`` off, as hundreds of calls a GiB want it, the environment's proxy and CA settings are read once
+        per media host here and given with each call.
         ``append_bytes``: chunks are appended once this many bytes of them were accepted (and at the end)."""
         self._session = session
         self._allowed_hosts = tuple(allowed_hosts)
         self._append_bytes = append_bytes
+        self._environment: dict[str, dict[str, Any]] = {}  # media base URL -> environment_settings
 
     def append_batch(self, chunk_size: int) -> int:
         """How many chunks of ``chunk_size`` one append takes (the last append of a file may take fewer)."""
@@ -312,7 +312,7 @@ class ChunkedUploader:
                 upload_id = self.create_upload(credentials)
                 if on_created is not None:
                     on_created(upload_id)
-            progress = _Progress(start_chunk, min(start_chunk * chunk_size, size))
+            progress = _Progress(start_chunk, start_chunk, min(start_chunk * chunk_size, size))
             if progress.appended < total_chunks:  # a resume with every chunk appended reads nothing
                 boxes = _boxed(rechunk(chunks, chunk_size))
                 if sent > start_chunk:
@@ -342,7 +342,7 @@ class ChunkedUploader:
         sender: _ChunkSender, boxes: Iterator[list[Chunk]], progress: _Progress, size: int, in_time: Callable[[], bool]
     ) -> None:
         try:
-            sent_bytes = progress.appended_bytes
+            sent_bytes = progress.sent_bytes
             for box in boxes:
                 if not in_time():
                     raise DeadlineError(
@@ -383,8 +383,8 @@ class ChunkedUploader:
             batch = etags[first : first + MAX_CHUNKS_PER_APPEND]
             self.append(credentials, upload_id, batch, progress.appended)
             progress.appended += len(batch)
-        progress.appended_bytes += sum(len(data) for data in held)
-        progress.sent, progress.sent_bytes = sent, progress.appended_bytes
+        progress.sent = sent
+        progress.sent_bytes += sum(len(data) for data in held)
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -401,14 +401,17 @@ class ChunkedUploader:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        url = self._base_url(credentials) + path
+        base_url = self._base_url(credentials)
+        if base_url not in self._environment:
+            self._environment[base_url] = environment_settings(base_url)
         try:
             return self._session.request(
                 method,
-                url,
+                base_url + path,
                 headers={**media_headers(credentials), **(headers or {})},
                 timeout=(CONNECT_TIMEOUT, read_timeout),
                 allow_redirects=False,
+                **self._environment[base_url],
                 **kwargs,
             )
         except requests.RequestException as e:
@@ -443,11 +446,13 @@ def _protocol_error(error: AtlassianError, *, resumed: bool) -> AtlassianError:
 
 class _ChunkSender:
     """Chunks in flight on ``concurrency`` threads; each reported as sent once it and every chunk before it were
-    accepted, and appended in file order in batches.
+    accepted, and appended in file order in batches, one append at a time on a thread of its own, so that chunks
+    keep flowing while an append is in flight.
 
     At most ``concurrency`` chunks are sent but not yet reported (in flight, or accepted behind one still in
-    flight), so that a failure or a crash re-sends at most that many, and memory holds at most that many chunks.
-    No chunk is referenced from here once its PUT has returned: what waits for its append is its etag.
+    flight), so that a failure or a crash re-sends at most that many; the caller holds one more, read ahead while
+    the window is full, so that a slot that frees starts its next PUT at once. No chunk is referenced from here
+    once its PUT has returned: what waits for its append is its etag.
     """
 
     def __init__(
@@ -470,46 +475,59 @@ class _ChunkSender:
         self._on_sent = on_sent
         self._on_appended = on_appended
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="media-chunk")
+        self._appender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-append")
         self._unreported: deque[tuple[Future[str], int]] = deque()  # (PUT, chunk length), in part order
         self._to_append: list[str] = []  # etags reported sent, not yet appended, in part order
+        self._appending: tuple[Future[None], int] | None = None  # the append in flight, and how many it appends
 
     def send(self, box: list[Chunk]) -> None:
-        """Start sending the chunk in ``box`` (taken out of it) as the next part; return once there is room for
-        another, reporting and appending whatever was accepted meanwhile."""
-        length = len(box[0])
-        part = self._progress.sent + len(self._unreported) + 1
-        self._unreported.append((self._pool.submit(self._put, box, part), length))
+        """Once there is room, start sending the chunk in ``box`` (taken out of it) as the next part, reporting
+        and appending whatever was accepted meanwhile; return at once, for the caller to read the next chunk."""
         while True:
             self._collect()
             if len(self._unreported) < self._concurrency:
-                return
-            wait([f for f, _ in self._unreported if not f.done()], return_when=FIRST_COMPLETED)
+                break
+            self._wait()
+        length = len(box[0])
+        part = self._progress.sent + len(self._unreported) + 1
+        self._unreported.append((self._pool.submit(self._put, box, part), length))
 
     def finish(self) -> None:
         """Wait for every chunk and append the rest."""
         while self._unreported:
-            wait([f for f, _ in self._unreported], return_when=FIRST_COMPLETED)
+            self._wait()
             self._collect()
-        self._append()
+        self._appended(block=True)
+        while self._to_append:
+            self._start_append()
+            self._appended(block=True)
 
     def abort(self, failure: BaseException) -> None:
         """Cancel what has not started and wait for what has; report the chunks accepted before the failure (so
         that a resume appends them rather than sending them again), without raising over ``failure``."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.shutdown()
         if isinstance(failure, Exception):
             with contextlib.suppress(Exception):
                 self._collect(raise_failures=False, append=False)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._appender.shutdown(wait=True, cancel_futures=True)
 
     def _put(self, box: list[Chunk], part: int) -> str:
         # Taken out of the box, the chunk lives in this frame only: it is freed as soon as the PUT returns.
         return self._uploader.put_chunk(self._credentials, self._upload_id, part, box.pop())
 
+    def _wait(self) -> None:
+        """Until a PUT in flight or the append in flight ends."""
+        pending: list[Future[Any]] = [f for f, _ in self._unreported if not f.done()]
+        if self._appending is not None:
+            pending.append(self._appending[0])
+        wait(pending, return_when=FIRST_COMPLETED)
+
     def _collect(self, *, raise_failures: bool = True, append: bool = True) -> None:
-        """Report the accepted chunks at the head of the queue as sent; append once a batch is ready; raise a
-        failed PUT's error."""
+        """Report the accepted chunks at the head of the queue as sent; settle a finished append and start the
+        next once a batch is ready; raise a failed PUT's or append's error."""
         if raise_failures:
             for future, _ in self._unreported:
                 if future.done() and not future.cancelled() and future.exception() is not None:
@@ -527,17 +545,25 @@ class _ChunkSender:
             reported = True
         if reported and self._on_sent is not None:
             self._on_sent(progress.sent, progress.sent_bytes)
-        if append and len(self._to_append) >= self._batch:
-            self._append()
+        self._appended(block=False)
+        if append and self._appending is None and len(self._to_append) >= self._batch:
+            self._start_append()
 
-    def _append(self) -> None:
-        """Append the chunks reported sent, in calls of at most 1,000."""
-        progress = self._progress
-        while self._to_append:
-            etags = self._to_append[:MAX_CHUNKS_PER_APPEND]
-            self._uploader.append(self._credentials, self._upload_id, etags, progress.appended)
-            del self._to_append[: len(etags)]
-            progress.appended += len(etags)
-            if self._on_appended is not None:
-                self._on_appended(progress.appended)
-        progress.appended_bytes = progress.sent_bytes
+    def _start_append(self) -> None:
+        """Append the next chunks reported sent (at most 1,000) after those appended, on the append thread."""
+        etags = self._to_append[:MAX_CHUNKS_PER_APPEND]
+        del self._to_append[: len(etags)]
+        call = self._uploader.append
+        future = self._appender.submit(call, self._credentials, self._upload_id, etags, self._progress.appended)
+        self._appending = (future, len(etags))
+
+    def _appended(self, *, block: bool) -> None:
+        """Settle the append in flight once it ended (``block``: wait for it): raise its error, or count it."""
+        if self._appending is None or not (block or self._appending[0].done()):
+            return
+        future, count = self._appending
+        self._appending = None
+        future.result()
+        self._progress.appended += count
+        if self._on_appended is not None:
+            self._on_appended(self._progress.appended)
