@@ -1,8 +1,10 @@
 """``make dev``: keep the local stack running, seeded for the README's recipes, and print how to call it with curl,
 the CLI and the ``aws`` CLI. The webhook's and the worker's log lines show as one readable line each. Ctrl-C stops.
 
-Seeded: Assets objects 1234 (HW-42) and 5678 (HW-43); Jira issue SUP-1 with two attachments; ``incoming/hello.txt``
-in the uploads bucket. The Jira site, the Assets API and the media service are the simulator.
+Seeded: Assets objects 1234 (HW-42) and 5678 (HW-43); Jira issue SUP-1 with two attachments, whose Assets field holds
+both objects; ``incoming/hello.txt`` in the uploads bucket; ``reports/SUP-1/report.pdf`` in bucket ``my-exports``,
+which the webhook allows. The Jira site, the Assets API and the media service are the simulator. The recipes' bodies
+are the README's, rendered for SUP-1 as Jira renders them (``devstack.recipes``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any
 
 from assets_attach.observability import logger
 from devstack.lambda_local import LocalApi
+from devstack.recipes import WEBHOOK_RECIPES, recipe, rendered_values
 from devstack.stack import LocalStack, local_stack
 
 OBJECTS = {"1234": "HW-42", "5678": "HW-43"}
 ISSUE = "SUP-1"
+SUMMARY = 'Pump "P-7" replaced'  # as the issue's summary, rendered with .jsonEncode by the recipes
+EXPORTS = "my-exports"  # recipe 3's bucket
 # What the log lines show after their message, in this order, where present (never a credential: none is logged).
 SHOWN_KEYS = ("jobId", "objectId", "issueKey", "status", "attachmentId", "step", "code", "error", "waitingFor")
 
@@ -54,8 +59,17 @@ def readable(line: str) -> str:
 
 
 def seed(stack: LocalStack) -> list[str]:
-    """What the recipes name: a Jira issue with two attachments, and a file in the bucket."""
-    stack.client("s3").put_object(Bucket=stack.bucket, Key="incoming/hello.txt", Body=b"hello from make dev\n")
+    """What the recipes name: a Jira issue with two attachments, a file in the bucket, recipe 3's report."""
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=stack.bucket, Key="incoming/hello.txt", Body=b"hello from make dev\n")
+    s3.create_bucket(Bucket=EXPORTS)
+    s3.put_object(
+        Bucket=EXPORTS,
+        Key=f"reports/{ISSUE}/report.pdf",
+        Body=b"%PDF-1.7\nreport\n%%EOF\n",
+        ContentType="application/pdf",
+    )
+    os.environ["ALLOWED_BUCKETS"] = f"{stack.bucket},{EXPORTS}"  # read when the webhook first runs
     return [
         stack.sim.add_jira_attachment(
             ISSUE, "Übergabeprotokoll.pdf", b"%PDF-1.7\nhanded over\n%%EOF\n", "application/pdf"
@@ -75,8 +89,12 @@ def instructions(stack: LocalStack, api_url: str, attachment_ids: list[str]) -> 
     exports = "\n".join(f"  export {name}={value}" for name, value in cli.items())
     auth = f"-H 'Authorization: Bearer {stack.webhook_token}' -H 'Content-Type: application/json'"
     ids = ", ".join(attachment_ids)
-    ws = stack.sim.workspace_id
-    both = f'"objectId": "{ws}:1234, {ws}:5678", "jiraAttachments": "{ids}", "issueKey": "{ISSUE}", "wait": true'
+    values = rendered_values(ISSUE, SUMMARY, list(OBJECTS), attachment_ids)
+    bodies = [json.dumps(json.loads(recipe(name, values)), ensure_ascii=False) for name in WEBHOOK_RECIPES]
+    curls = "\n".join(
+        f"  # recipe {number}\n  curl -s -X POST {api_url}/attachments {auth} \\\n    -d '{body}'"
+        for number, body in enumerate(bodies, start=1)
+    )
     return f"""The local stack is up (Ctrl-C stops it).
 
   webhook      {api_url}/attachments
@@ -84,20 +102,17 @@ def instructions(stack: LocalStack, api_url: str, attachment_ids: list[str]) -> 
   bucket       {stack.bucket}  (incoming/hello.txt in it)
   Assets       objects 1234 (HW-42) and 5678 (HW-43), workspace {stack.sim.workspace_id}
   Jira         issue {ISSUE} with attachments {ids}
+  exports      s3://{EXPORTS}/reports/{ISSUE}/report.pdf  (recipe 3)
   simulator    {stack.sim.base_url}  (the Jira site, the Assets API and the media service)
 
 The environment for the CLI (`assets-attach`) and the aws CLI, in another terminal:
 {exports}
 
-Try the README's recipes as a rule would send them:
-  curl -s -X POST {api_url}/attachments {auth} \\
-    -d '{{{both}}}'
-  curl -s -X POST {api_url}/attachments {auth} \\
-    -d '{{"objectId": "1234", "jiraAttachments": "all", "issueKey": "{ISSUE}"}}'
-  curl -s -X POST {api_url}/attachments {auth} \\
-    -d '{{"objectKey": "HW-42", "s3Uri": "s3://{stack.bucket}/incoming/hello.txt", "wait": true}}'
-  aws s3 cp ./report.pdf s3://{stack.bucket}/attachments/HW-43/report.pdf   # an S3 drop
+The README's recipes as a rule sends them for {ISSUE} (summary {SUMMARY}, Assets field 1234 and 5678):
+{curls}
+  aws s3 cp ./report.pdf s3://{stack.bucket}/attachments/HW-43/report.pdf   # recipe 4, an S3 drop
   assets-attach status <jobId>
+  assets-attach jobs --issue-key {ISSUE}
   assets-attach doctor --object-id 1234
 """
 
