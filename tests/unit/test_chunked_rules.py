@@ -220,7 +220,8 @@ def test_appends_are_batched_to_at_most_8_calls_per_gib() -> None:
     assert -(-chunk_count(GiB, 5 * MiB) // media.append_batch(5 * MiB)) == 8
     scaled = FakeChunkedMedia(append_bytes=APPEND_BATCH_BYTES >> 10)  # the same ratio at 1/1024 of the sizes
     send(scaled, bytes(GiB >> 10), 5 * 1024)
-    assert len(scaled.batches) == 8 and sum(scaled.batches) == chunk_count(GiB >> 10, 5 * 1024)
+    # At most 8: an append in flight lets the next batch grow (appends run on a thread of their own).
+    assert len(scaled.batches) <= 8 and sum(scaled.batches) == chunk_count(GiB >> 10, 5 * 1024)
 
 
 def test_appends_come_in_batches_of_at_most_a_thousand() -> None:
