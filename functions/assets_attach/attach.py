@@ -208,8 +208,10 @@ class Attacher:
                 upload_id=state.uploadId if state else None,
                 start_chunk=start,
                 sent=state.sent if state else None,
+                appending_to=state.appendingTo if state else None,
                 on_created=lambda upload_id: upload.chunks_created(upload_id, chunk_size),
                 on_sent=upload.chunks_sent,
+                on_appending=upload.chunks_appending,
                 on_appended=upload.chunks_appended,
                 in_time=upload.in_time,
             )
@@ -273,7 +275,13 @@ class _Upload:
         self._sent_bytes = sent_bytes
         self._report(UploadProgress(sent_bytes, self.chunked))
 
+    def chunks_appending(self, appending_to: int) -> None:
+        """Persisted before the append is sent: a crash during it leaves the resume what it needs to settle it."""
+        assert self.chunked is not None
+        self.chunked = self.chunked.model_copy(update={"appendingTo": appending_to})
+        self._report(UploadProgress(self._sent_bytes, self.chunked))
+
     def chunks_appended(self, appended: int) -> None:
         assert self.chunked is not None
-        self.chunked = self.chunked.model_copy(update={"appended": appended})
+        self.chunked = self.chunked.model_copy(update={"appended": appended, "appendingTo": None})
         self._report(UploadProgress(self._sent_bytes, self.chunked))

@@ -176,6 +176,9 @@ class ChunkedUpload(BaseModel):
     # Chunks accepted by the service in file order (at least ``appended``): those beyond ``appended`` are appended by
     # their etags on resume. Records written before v3 call it ``appending`` (an append of unknown outcome up to it).
     sent: int | None = Field(default=None, validation_alias=AliasChoices("sent", "appending"))
+    # An append up to this many chunks is on its way (written before it is sent): a resume that finds the upload past
+    # ``appended`` knows that append took.
+    appendingTo: int | None = None
 
 
 class FileRecord(BaseModel):

@@ -20,6 +20,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from assets_attach.aws.job_store import JOBS_TABLE_ATTRIBUTES, JOBS_TABLE_INDEXES
+from assets_attach.runtime import get_runtime
 from devstack.atlassian_sim import AtlassianSimulator
 from devstack.lambda_local import LocalWorker
 
@@ -205,7 +206,11 @@ def local_stack(objects: Mapping[str, str | None] | None = None) -> Iterator[Loc
         stack = LocalStack(moto_url, sim, visibility_timeout=30).seed()
         stack.enable_s3_notifications()
         with patched_environ(stack.env()):
-            yield stack
+            get_runtime.cache_clear()  # handlers run in this process use this stack, not one started before it
+            try:
+                yield stack
+            finally:
+                get_runtime.cache_clear()
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

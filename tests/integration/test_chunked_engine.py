@@ -177,7 +177,7 @@ def test_a_chunked_upload_longer_than_one_invocation_spans_several(chunked: Loca
             break
         except DeadlineError:
             assert invocations < 10
-    assert record.status == "succeeded" and invocations >= 3
+    assert record.status == "succeeded" and invocations >= 2  # it spanned invocations
     [attachment] = chunked.sim.attachments("1234")
     assert (attachment.size, attachment.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert chunked.sim.chunk_stats()["chunkBytesReceived"] == len(data)  # each chunk sent once

@@ -546,14 +546,16 @@ def test_chunks_sent_but_not_appended_are_settled_by_etag_or_the_upload_starts_a
     sim: AtlassianSimulator, creds: MediaCredentials, case: str
 ) -> None:
     """A crash after chunks were accepted and before their append: a resume appends them by etag, without sending
-    them again (MEDIA_CHUNKED.md). Any 4xx on that append (it had taken them; the service dropped them) says the
-    upload is not where the record says: a new upload (ATLASSIAN_FACTS.md: the statuses are unpublished)."""
+    them again (MEDIA_CHUNKED.md). A crash while an append was on its way (recorded before it was sent): a refusal
+    of the settle says that append took, and the rest are appended after it. Any other 4xx on the settle (the
+    service dropped them) says the upload is not where the record says: a new upload (ATLASSIAN_FACTS.md: the
+    statuses are unpublished, so they are not told apart)."""
     with new_session() as session:
         lagging = case == "appended, the record lagging"
         # Four chunks sent; an append of those four made (lagging) or not yet due (a batch is five).
         uploader = ChunkedUploader(session, ["127.0.0.1"], append_bytes=(4 if lagging else 5) * CHUNK)
         data = os.urandom(6 * CHUNK + 99)
-        saved: dict[str, Any] = {"appended": 0}
+        saved: dict[str, Any] = {"appended": 0, "appending_to": None}
 
         def appended(chunks: int) -> None:
             if lagging:
@@ -579,14 +581,20 @@ def test_chunks_sent_but_not_appended_are_settled_by_etag_or_the_upload_starts_a
                 concurrency=1,
                 on_created=lambda upload_id: saved.update(upload_id=upload_id),
                 on_sent=lambda n, b: saved.update(sent=n),
+                on_appending=lambda n: saved.update(appending_to=n),
                 on_appended=appended,
             )
-        assert (saved["appended"], saved["sent"]) == (0, sent)
+        assert (saved["appended"], saved["sent"], saved["appending_to"]) == (0, sent, 4 if lagging else None)
         if case == "chunks gone":
             sim.inject("media-append", Fault(status=400))  # as a service that no longer holds them might answer
         before = sim.chunk_stats()
-        resume = {"upload_id": saved["upload_id"], "start_chunk": 0, "sent": saved["sent"]}
-        if case != "not appended":
+        resume = {
+            "upload_id": saved["upload_id"],
+            "start_chunk": 0,
+            "sent": saved["sent"],
+            "appending_to": saved["appending_to"],
+        }
+        if case == "chunks gone":
             with pytest.raises(ChunkedUploadStaleError) as stale:
                 upload_all(uploader, creds, data, **resume)
             assert stale.value.retryable
@@ -596,7 +604,7 @@ def test_chunks_sent_but_not_appended_are_settled_by_etag_or_the_upload_starts_a
         assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
         assert reported[-1] == (7, len(data)) and all(b == min(n * CHUNK, len(data)) for n, b in reported)
         resent = sim.chunk_stats()["chunkBytesReceived"] - before["chunkBytesReceived"]
-        assert resent == len(data) - 4 * CHUNK  # the four accepted chunks were not sent again
+        assert resent == len(data) - sent * CHUNK  # the accepted chunks were not sent again
         assert len([r for r in sim.requests if r.path == "/media/upload"]) == 1  # the same upload, continued
 
 

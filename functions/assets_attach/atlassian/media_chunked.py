@@ -275,8 +275,10 @@ class ChunkedUploader:
         upload_id: str | None = None,
         start_chunk: int = 0,
         sent: int | None = None,
+        appending_to: int | None = None,
         on_created: Callable[[str], None] | None = None,
         on_sent: Callable[[int, int], None] | None = None,
+        on_appending: Callable[[int], None] | None = None,
         on_appended: Callable[[int], None] | None = None,
         in_time: Callable[[], bool] = lambda: True,
     ) -> UploadedMedia:
@@ -287,8 +289,10 @@ class ChunkedUploader:
         ``start_chunk`` chunks of ``chunk_size`` were appended by an earlier call, and up to ``sent`` chunks sent
         (accepted by the service, maybe appended): those are settled first, appended by their etags without
         sending their bytes again. None creates an upload and reports its id to ``on_created`` before any chunk is
-        sent. ``on_sent(chunks, bytes)`` follows each chunk accepted in file order, ``on_appended(chunks)`` each
-        append, both counted from the start of the file: what the caller persists to resume. ``in_time()`` is asked
+        sent. ``on_sent(chunks, bytes)`` follows each chunk accepted in file order, ``on_appending(chunks)`` precedes
+        each append and ``on_appended(chunks)`` follows it, all counted from the start of the file: what the caller
+        persists to resume. ``appending_to``: an append up to that many chunks was on its way when the earlier call
+        stopped, its outcome unknown (see ``_settle``). ``in_time()`` is asked
         before each chunk: once False, the sending stops (the chunks in flight finish and are reported) with
         DeadlineError, to be resumed by a later call.
 
@@ -316,7 +320,7 @@ class ChunkedUploader:
             if progress.appended < total_chunks:  # a resume with every chunk appended reads nothing
                 boxes = _boxed(rechunk(chunks, chunk_size))
                 if sent > start_chunk:
-                    self._settle(credentials, upload_id, boxes, progress, sent)
+                    self._settle(credentials, upload_id, boxes, progress, sent, appending_to)
                     if on_appended is not None:
                         on_appended(progress.appended)
                 sender = _ChunkSender(
@@ -327,6 +331,7 @@ class ChunkedUploader:
                     progress,
                     self.append_batch(chunk_size),
                     on_sent,
+                    on_appending,
                     on_appended,
                 )
                 self._send_rest(sender, boxes, progress, size, in_time)
@@ -369,22 +374,32 @@ class ChunkedUploader:
         boxes: Iterator[list[Chunk]],
         progress: _Progress,
         sent: int,
+        appending_to: int | None,
     ) -> None:
         """Chunks ``progress.appended`` to ``sent`` were sent by an earlier call and accepted, but maybe not
         appended: append them by their etags (hashed here from the source, not sent: the service holds what it
-        accepted, MEDIA_CHUNKED.md). Any 4xx means the upload is not where the record says (an append of unknown
-        outcome took them, or the service dropped them): ``upload`` turns it into a new upload."""
-        count = sent - progress.appended
-        held = [box.pop() for box in itertools.islice(boxes, count)]
-        if len(held) != count:
+        accepted, MEDIA_CHUNKED.md). Where that is refused (a 4xx; the statuses are unpublished) and an append up
+        to ``appending_to`` was on its way when the earlier call stopped, that append had taken its chunks: the rest
+        are appended after it. Any other refusal means the upload is not where the record says: ``upload`` turns it
+        into a new upload. (A wrong guess cannot pass for the file: the media file's size is checked.)"""
+        start = progress.appended
+        held = [box.pop() for box in itertools.islice(boxes, sent - start)]
+        if len(held) != sent - start:
             raise IntegrityError("the source ended before the chunks sent earlier", step="upload")
         etags = [chunk_etag(data) for data in held]
-        for first in range(0, count, MAX_CHUNKS_PER_APPEND):
-            batch = etags[first : first + MAX_CHUNKS_PER_APPEND]
-            self.append(credentials, upload_id, batch, progress.appended)
-            progress.appended += len(batch)
-        progress.sent = sent
+        try:
+            self._append_all(credentials, upload_id, etags, start)
+        except AtlassianError as e:
+            refused = e.status is not None and 400 <= e.status < 500 and e.status not in (401, 429)
+            if appending_to is None or not start < appending_to <= sent or not refused:
+                raise
+            self._append_all(credentials, upload_id, etags[appending_to - start :], appending_to)
+        progress.appended = progress.sent = sent
         progress.sent_bytes += sum(len(data) for data in held)
+
+    def _append_all(self, credentials: MediaCredentials, upload_id: str, etags: list[str], offset: int) -> None:
+        for first in range(0, len(etags), MAX_CHUNKS_PER_APPEND):
+            self.append(credentials, upload_id, etags[first : first + MAX_CHUNKS_PER_APPEND], offset + first)
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -464,6 +479,7 @@ class _ChunkSender:
         progress: _Progress,
         batch: int,
         on_sent: Callable[[int, int], None] | None,
+        on_appending: Callable[[int], None] | None,
         on_appended: Callable[[int], None] | None,
     ) -> None:
         self._uploader = uploader
@@ -473,6 +489,7 @@ class _ChunkSender:
         self._progress = progress
         self._batch = batch
         self._on_sent = on_sent
+        self._on_appending = on_appending
         self._on_appended = on_appended
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="media-chunk")
         self._appender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-append")
@@ -553,6 +570,8 @@ class _ChunkSender:
         """Append the next chunks reported sent (at most 1,000) after those appended, on the append thread."""
         etags = self._to_append[:MAX_CHUNKS_PER_APPEND]
         del self._to_append[: len(etags)]
+        if self._on_appending is not None:  # persisted before the append is on its way (see ChunkedUploader._settle)
+            self._on_appending(self._progress.appended + len(etags))
         call = self._uploader.append
         future = self._appender.submit(call, self._credentials, self._upload_id, etags, self._progress.appended)
         self._appending = (future, len(etags))
