@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from assets_attach.observability import logger
 from devstack.lambda_local import LocalApi
 from devstack.stack import LocalStack, local_stack
 
@@ -144,6 +145,9 @@ def jira_attachment_to_two_objects(stack: LocalStack, api_url: str) -> int:
 
 def main() -> int:
     os.environ.update(QUIET)
+    logger.setLevel(
+        QUIET["POWERTOOLS_LOG_LEVEL"]
+    )  # the package's logger may be built already (it reads the level once)
     with local_stack({"1234": "HW-42", "5678": "HW-43"}) as stack, LocalApi() as api:
         print(f"moto server       {stack.moto_url}")
         print(f"Atlassian sim     {stack.sim.base_url}  (workspace {stack.sim.workspace_id})")
