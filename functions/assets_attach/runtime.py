@@ -27,14 +27,14 @@ if TYPE_CHECKING:
     from .atlassian.jira_client import JiraClient
     from .atlassian.media_upload import MediaUploader
     from .atlassian.secret import SecretSource
-    from .attach import Attacher
     from .aws.attached_pairs import AttachedPairs
     from .aws.job_queue import JobQueue
     from .aws.job_store import JobStore
     from .aws.link_lease import LinkLeases
     from .aws.s3_source import S3Source
-    from .intake import Intake
-    from .job_runner import JobRunner
+    from .core.attach import Attacher
+    from .core.intake import Intake
+    from .core.job_runner import JobRunner
     from .jobs import JobMessage
 
 
@@ -95,7 +95,7 @@ class Runtime:
     @cached_property
     def attacher(self) -> Attacher:
         from .atlassian.media_chunked import ChunkedUploader
-        from .attach import Attacher, UploadStyle
+        from .core.attach import Attacher, UploadStyle
 
         settings = self.settings
         style = UploadStyle(settings.media_upload_mode, settings.chunked_min_bytes, settings.media_upload_concurrency)
@@ -133,7 +133,7 @@ class Runtime:
     @cached_property
     def idempotency_config(self) -> IdempotencyConfig:
         """The webhook's: the same request within 24 hours is accepted once."""
-        from .intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS
+        from .core.intake import IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW_SECONDS
 
         return IdempotencyConfig(event_key_jmespath=IDEMPOTENCY_KEY, expires_after_seconds=IDEMPOTENCY_WINDOW_SECONDS)
 
@@ -149,7 +149,7 @@ class Runtime:
 
     @cached_property
     def job_runner(self) -> JobRunner:
-        from .job_runner import JobRunner
+        from .core.job_runner import JobRunner
 
         return JobRunner(self.attacher, self.assets, self.s3, self.jira, self.jobs, self.leases, self.pairs)
 
@@ -170,7 +170,7 @@ class Runtime:
 
     @cached_property
     def intake(self) -> Intake:
-        from .intake import Intake
+        from .core.intake import Intake
 
         return Intake(
             self.s3,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from assets_attach import retry_policy
+from assets_attach.core import retry_policy
 from assets_attach.runtime import get_runtime
 from devstack.atlassian_sim import Fault
 from devstack.lambda_local import LocalWorker
@@ -154,8 +154,8 @@ def test_a_chunked_upload_longer_than_one_invocation_spans_several(chunked: Loca
     """Issue 18 §10: a file that needs longer than an invocation is started with time for a first slice, stops
     before the deadline with what it sent recorded, and goes on in the next invocation from there: no chunk is
     sent twice, whatever the file's size."""
+    from assets_attach.core.job_runner import FIXED_SECONDS_PER_FILE
     from assets_attach.errors import DeadlineError
-    from assets_attach.job_runner import FIXED_SECONDS_PER_FILE
     from assets_attach.jobs import JobSpec
 
     data = os.urandom(8 * CHUNK + 17)

@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 from integration.test_s3_trigger import job_of
 
-from assets_attach import retry_policy, s3_drop
 from assets_attach.atlassian import multipart
+from assets_attach.core import retry_policy, s3_drop
 from assets_attach.errors import AttachError
 from devstack.lambda_local import LocalWorker
 from devstack.log_capture import CapturedLogs

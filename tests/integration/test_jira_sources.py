@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from assets_attach import retry_policy
 from assets_attach.aws.job_store import JobStore
+from assets_attach.core import retry_policy
 from assets_attach.errors import AttachError
 from assets_attach.runtime import get_runtime
 from devstack.atlassian_sim import Fault, SimRequest

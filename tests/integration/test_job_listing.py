@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from assets_attach import retry_policy
-from assets_attach.s3_drop import Drop
+from assets_attach.core import retry_policy
+from assets_attach.core.s3_drop import Drop
 from devstack.lambda_local import LocalWorker
 from devstack.stack import LocalStack
 from devstack.webhook_client import list_jobs, post

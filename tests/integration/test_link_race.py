@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from assets_attach import retry_policy
 from assets_attach.aws import link_lease
+from assets_attach.core import retry_policy
 from devstack.atlassian_sim import Fault
 from devstack.lambda_local import LocalWorker
 from devstack.stack import LocalStack

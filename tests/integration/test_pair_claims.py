@@ -8,8 +8,8 @@ import time
 import boto3
 import pytest
 
-from assets_attach import retry_policy
 from assets_attach.aws.attached_pairs import AttachedPairs, LostLink
+from assets_attach.aws.job_queue import MAX_VISIBILITY_SECONDS
 from assets_attach.jobs import LinkMarker
 from devstack.stack import LocalStack
 
@@ -31,12 +31,12 @@ def test_a_claim_outlives_the_longest_park_and_is_renewed_by_its_holder(
     pairs: AttachedPairs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pairs.claim("10001", "1234", "jobA#0")
-    later(monkeypatch, retry_policy.MAX_VISIBILITY_SECONDS + 60)  # A parked for SQS's longest visibility timeout
+    later(monkeypatch, MAX_VISIBILITY_SECONDS + 60)  # A parked for SQS's longest visibility timeout
     assert pairs.claim("10001", "1234", "jobB#0").holder == "jobA#0"  # B waits: A is coming back
     assert pairs.claim("10001", "1234", "jobA#0").holder == "jobA#0"  # A is back: renewed from now
-    later(monkeypatch, 2 * retry_policy.MAX_VISIBILITY_SECONDS + HOUR)
+    later(monkeypatch, 2 * MAX_VISIBILITY_SECONDS + HOUR)
     assert pairs.claim("10001", "1234", "jobB#0").holder == "jobA#0"
-    later(monkeypatch, 3 * retry_policy.MAX_VISIBILITY_SECONDS + 3 * HOUR)  # A is gone for good
+    later(monkeypatch, 3 * MAX_VISIBILITY_SECONDS + 3 * HOUR)  # A is gone for good
     assert pairs.claim("10001", "1234", "jobB#0").holder == "jobB#0"
 
 
@@ -48,7 +48,7 @@ def test_a_lost_link_stays_on_the_claim_until_a_job_settles_it(
     pairs.lost("10001", "1234", "jobA#0", link)
     pairs.release("10001", "1234", "jobA#0")  # a release cannot drop a claim that may have been linked
 
-    later(monkeypatch, 10 * retry_policy.MAX_VISIBILITY_SECONDS)  # however long after
+    later(monkeypatch, 10 * MAX_VISIBILITY_SECONDS)  # however long after
     claim = pairs.claim("10001", "1234", "jobB#0")
     assert (claim.holder, claim.lost_link) == ("jobA#0", link)
 

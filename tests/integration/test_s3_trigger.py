@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from assets_attach import s3_drop
+from assets_attach.core import s3_drop
 from devstack import peak_rss
 from devstack.atlassian_sim import AtlassianSimulator
 from devstack.bigfile import MiB, put_big_object

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from assets_attach import retry_policy
+from assets_attach.core import retry_policy
 from assets_attach.job_listing import INDEX_ITEM_PREFIX
 from devstack.atlassian_sim import AtlassianSimulator, Fault
 from devstack.lambda_local import LambdaContext, LocalWorker

@@ -29,7 +29,7 @@ from assets_attach.atlassian.assets_client import AssetsClient
 from assets_attach.atlassian.media_upload import MediaUploader
 from assets_attach.atlassian.multipart import MultipartBody
 from assets_attach.aws.attached_pairs import AttachedPairs
-from assets_attach.job_runner import JobRunner
+from assets_attach.core.job_runner import JobRunner
 from assets_attach.jobs import FileStatus
 
 MARKER = "crash point reached: "

@@ -17,12 +17,12 @@ from typing import Any, cast
 
 from assets_attach.atlassian.assets_client import Attachment
 from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
-from assets_attach.attach import Attacher
 from assets_attach.aws.attached_pairs import LostLink, PairClaim
 from assets_attach.aws.job_store import JobExistsError
 from assets_attach.aws.link_lease import Lease, lease_taken
+from assets_attach.core.attach import Attacher
+from assets_attach.core.job_runner import JobRunner
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
-from assets_attach.job_runner import JobRunner
 from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, queued_record
 
 

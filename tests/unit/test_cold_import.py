@@ -29,17 +29,17 @@ SETTINGS: dict[str, dict[str, str]] = {
 # What only the other handler needs.
 NOT_IN = {
     "webhook": {
-        "assets_attach.attach",
+        "assets_attach.core.attach",
         "assets_attach.atlassian.media_chunked",
-        "assets_attach.job_runner",
-        "assets_attach.link_recovery",
+        "assets_attach.core.job_runner",
+        "assets_attach.core.link_recovery",
         "assets_attach.aws.link_lease",
         "assets_attach.aws.attached_pairs",
-        "assets_attach.s3_drop",
+        "assets_attach.core.s3_drop",
         "aws_lambda_powertools.utilities.batch",
     },
     "worker": {
-        "assets_attach.intake",
+        "assets_attach.core.intake",
         "assets_attach.attach_request",
         "assets_attach.api_document",
         "aws_lambda_powertools.event_handler",

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from unit.fakes import JobCore
 
-from assets_attach import retry_policy
 from assets_attach.aws.attached_pairs import PairBusyError, PairClaim
+from assets_attach.core import retry_policy
 from assets_attach.errors import AtlassianError, AttachError, BadRequestError, ContinueLaterError, DeadlineError
 from assets_attach.jobs import JobFile, JobSpec
 

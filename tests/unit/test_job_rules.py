@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from assets_attach import retry_policy
 from assets_attach.atlassian.secret import _read_error, parse_secret
 from assets_attach.atlassian.url_policy import require_secure_url
 from assets_attach.attach_request import parse_attach_request
+from assets_attach.aws.job_queue import MAX_VISIBILITY_SECONDS
 from assets_attach.aws.s3_source import _translate
+from assets_attach.core import retry_policy
+from assets_attach.core.job_runner import seconds_needed
 from assets_attach.errors import AttachError, BadRequestError, ConfigError
 from assets_attach.handlers.webhook import wait_budget
-from assets_attach.job_runner import seconds_needed
 from assets_attach.jobs import JobRecord
 from assets_attach.object_ids import parse_object_ids
 from assets_attach.pins import pin_for
@@ -110,7 +111,7 @@ def test_bad_jira_attachment_ids_name_the_field(given: object, field: str) -> No
 def test_backoff_honours_retry_after_and_otherwise_doubles_to_a_cap_with_atlassians_jitter() -> None:
     """ATLASSIAN_FACTS.md, "Jira REST v3" (Rate limiting): from a few seconds, capped around 30 s, jitter x0.7-1.3."""
     assert retry_policy.backoff_seconds(1, retry_after=7) == 7
-    assert retry_policy.backoff_seconds(1, retry_after=10**9) == retry_policy.MAX_VISIBILITY_SECONDS
+    assert retry_policy.backoff_seconds(1, retry_after=10**9) == MAX_VISIBILITY_SECONDS
     for attempt, base in [(1, 5), (2, 10), (3, 20), (4, 30), (9, 30)]:
         waits = [retry_policy.backoff_seconds(attempt) for _ in range(200)]
         assert all(base * 0.7 <= w <= base * 1.3 for w in waits)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from assets_attach.atlassian.assets_client import Attachment
-from assets_attach.jobs import LinkMarker
-from assets_attach.link_recovery import (
+from assets_attach.core.link_recovery import (
     Recovery,
     candidates,
     decide_recovery,
     marker_before_link,
     size_matches,
 )
+from assets_attach.jobs import LinkMarker
 
 
 def att(id_: str, filename: str = "report.pdf", filesize: str | None = "12 B") -> Attachment:

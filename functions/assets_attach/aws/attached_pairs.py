@@ -29,8 +29,8 @@ from botocore.exceptions import ClientError
 
 from ..errors import ContinueLaterError
 from ..jobs import LinkMarker
-from ..retry_policy import MAX_VISIBILITY_SECONDS
 from .dynamodb_calls import dynamodb_call, is_condition_failure
+from .job_queue import MAX_VISIBILITY_SECONDS
 
 # Renewed on every attempt: it outlives the longest park (a message handed back for SQS's 12-hour maximum) by an
 # hour, so only a holder that is gone for good lets it run out.

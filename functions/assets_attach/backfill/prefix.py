@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..aws.s3_source import S3Source
+from ..core.s3_drop import named_file, object_targets
 from ..errors import BadRequestError
-from ..s3_drop import named_file, object_targets
 
 ObjectFrom = Literal["metadata", "key"]
 

@@ -20,7 +20,6 @@ from .. import __version__
 from ..atlassian.auth_diagnosis import diagnose_refusal, probe_access
 from ..atlassian.routes import tenant_cloud_id
 from ..atlassian.url_policy import check_media_base_url, require_secure_url
-from ..attach import FileSource, UploadProgress
 from ..aws.s3_source import parse_s3_uri
 from ..backfill.dry_run import StackChecker, dry_run
 from ..backfill.manifest import BadRow, checked_rows, scan
@@ -28,6 +27,7 @@ from ..backfill.prefix import default_manifest, write_prefix_manifest
 from ..backfill.progress import Progress
 from ..backfill.run import Backfill, Pace, report_rows, write_report
 from ..backfill.state import StateFile, state_path
+from ..core.attach import FileSource, UploadProgress
 from ..errors import (
     AtlassianAuthError,
     AtlassianError,

@@ -25,10 +25,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from .. import retry_policy, s3_drop
 from ..aws.attached_pairs import PairBusyError
+from ..core import retry_policy, s3_drop
+from ..core.job_runner import count_failure
 from ..errors import AttachError
-from ..job_runner import count_failure
 from ..jobs import JobMessage
 from ..observability import logger, metrics, tracer
 from ..runtime import Runtime, get_runtime

@@ -12,13 +12,13 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import AttachError, ContinueLaterError, InternalError
+from ..aws.job_queue import MAX_VISIBILITY_SECONDS
+from ..errors import AttachError, ContinueLaterError, InternalError
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 30.0
 INLINE_WAIT_SECONDS = 10.0
 MAX_INLINE_RETRIES = 2
-MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit
 # Seconds a sleep must leave in the invocation, for the attempt after it.
 SLEEP_MARGIN_SECONDS = 30.0
 # A job continues in a new message at most this often (out of time, or the link lease taken).

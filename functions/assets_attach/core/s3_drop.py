@@ -17,12 +17,12 @@ from urllib.parse import unquote, unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from .aws.s3_source import S3Source
-from .errors import BadRequestError, SourceChangedError, SourceNotFoundError
-from .jobs import JobMessage, JobSpec
-from .object_ids import normalize_object_id, normalize_object_key, parse_object_ids, parse_object_keys
-from .pins import pin_for
-from .settings import Settings
+from ..aws.s3_source import S3Source
+from ..errors import BadRequestError, SourceChangedError, SourceNotFoundError
+from ..jobs import JobMessage, JobSpec
+from ..object_ids import normalize_object_id, normalize_object_key, parse_object_ids, parse_object_keys
+from ..pins import pin_for
+from ..settings import Settings
 
 META_OBJECT_ID = "assets-object-id"
 META_OBJECT_KEY = "assets-object-key"

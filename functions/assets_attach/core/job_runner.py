@@ -7,15 +7,13 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from . import retry_policy
-from .atlassian.assets_client import AssetsClient, Attachment
-from .atlassian.jira_client import JiraClient
-from .attach import Attacher, FileSource, UploadProgress
-from .aws.attached_pairs import AttachedPairs, LostLink, PairBusyError, busy
-from .aws.job_store import JobStore
-from .aws.link_lease import Lease, LinkLeases
-from .aws.s3_source import S3Source
-from .errors import (
+from ..atlassian.assets_client import AssetsClient, Attachment
+from ..atlassian.jira_client import JiraClient
+from ..aws.attached_pairs import AttachedPairs, LostLink, PairBusyError, busy
+from ..aws.job_store import JobStore
+from ..aws.link_lease import Lease, LinkLeases
+from ..aws.s3_source import S3Source
+from ..errors import (
     AtlassianError,
     AttachError,
     DeadlineError,
@@ -23,10 +21,12 @@ from .errors import (
     LinkAmbiguousError,
     LinkOutcomeUnknownError,
 )
-from .job_listing import ref_object
-from .jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, LinkMarker, Target
+from ..job_listing import ref_object
+from ..jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, LinkMarker, Target
+from ..observability import NAMESPACE, logger, metrics
+from . import retry_policy
+from .attach import Attacher, FileSource, UploadProgress
 from .link_recovery import candidates, decide_recovery, marker_before_link
-from .observability import NAMESPACE, logger, metrics
 
 PROGRESS_SECONDS = 10.0  # how often a long upload logs its progress and updates bytesSent
 # Time to keep in hand before starting a file: the fixed steps plus the bytes at a cautious 10 MiB/s.

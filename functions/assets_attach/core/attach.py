@@ -15,21 +15,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .atlassian.assets_client import AssetsClient
-from .atlassian.media_chunked import ChunkedUploader, chunk_size_for
-from .atlassian.media_upload import MediaCredentials, MediaUploader, UploadedMedia, confirmed_size
-from .content_types import resolve_content_type
-from .errors import (
+from ..atlassian.assets_client import AssetsClient
+from ..atlassian.media_chunked import ChunkedUploader, chunk_size_for
+from ..atlassian.media_upload import MediaCredentials, MediaUploader, UploadedMedia, confirmed_size
+from ..content_types import resolve_content_type
+from ..errors import (
     AtlassianAuthError,
     ChunkedUploadRefusedError,
     ChunkedUploadStaleError,
     MediaTokenExpiredError,
     check_size,
 )
-from .integrity import Check, StreamCheck
-from .jobs import ChunkedUpload
-from .observability import logger
-from .settings import UploadMode
+from ..integrity import Check, StreamCheck
+from ..jobs import ChunkedUpload
+from ..observability import logger
+from ..settings import UploadMode
 
 
 class FileSource(Protocol):

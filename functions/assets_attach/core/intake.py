@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .atlassian.assets_client import AssetsClient
-from .atlassian.jira_client import JiraAttachment, JiraClient
-from .attach_request import AttachRequest, WantedFile, check_counts
-from .aws.attached_pairs import AttachedPairs
-from .aws.job_queue import JobQueue
-from .aws.job_store import JobStore
-from .aws.s3_source import S3Source
-from .errors import (
+from ..atlassian.assets_client import AssetsClient
+from ..atlassian.jira_client import JiraAttachment, JiraClient
+from ..attach_request import AttachRequest, WantedFile, check_counts
+from ..aws.attached_pairs import AttachedPairs
+from ..aws.job_queue import JobQueue
+from ..aws.job_store import JobStore
+from ..aws.s3_source import S3Source
+from ..errors import (
     AttachError,
     BadRequestError,
     BucketNotAllowedError,
@@ -29,7 +29,7 @@ from .errors import (
     SourceNotFoundError,
     check_size,
 )
-from .jobs import MAX_NEW_RECORD_BYTES, JobFile, JobMessage, JobSpec, new_job_id, new_record_bytes
+from ..jobs import MAX_NEW_RECORD_BYTES, JobFile, JobMessage, JobSpec, new_job_id, new_record_bytes
 
 # What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).
 IDEMPOTENCY_KEY = "[objectIds, objectKeys, files[*].[bucket, key, versionId, etag, jiraAttachmentId, filename]]"
