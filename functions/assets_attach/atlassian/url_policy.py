@@ -193,15 +193,6 @@ def check_media_base_url(url: str, allowed_patterns: Iterable[str], *, allow_que
         ) from None
 
 
-def is_secure_url(url: str) -> bool:
-    """Whether credentials may be sent to ``url`` (https, or plain http to a loopback host; see the module doc)."""
-    try:
-        vet_credential_url(url)
-    except UnsafeUrlError:
-        return False
-    return True
-
-
 def require_secure_url(url: str, name: str) -> str:
     """``url`` normalized, without a trailing slash, if credentials may be sent to it; else a ConfigError."""
     try:
