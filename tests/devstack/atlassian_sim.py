@@ -1926,25 +1926,36 @@ class AtlassianSimulator:
         with self._lock:
             return [o for o in self._objects.values() if o.object_key.lower() == key.lower()]
 
-    def _issue_jwt(self, object_id: str) -> str:
-        now = int(time.time())
-        jti = str(uuid.uuid4())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.email,
-            "clientId": self.client_id,
-            "objectId": object_id,
-            "workspaceId": self.workspace_id,
-            "access": {"urn:filestore:upload": ["create"]},
-            "iat": now,
-            "nbf": now,
-            "exp": int(now + self.jwt_ttl_seconds),
-            "jti": jti,
-        }
+    def _signed(self, claims: dict[str, Any]) -> str:
+        """An HS256 JWT of ``claims``, signed with the simulator's key."""
         header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
         payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
         signature = hmac.new(self._jwt_key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-        token = f"{header}.{payload}.{_b64url(signature)}"
+        return f"{header}.{payload}.{_b64url(signature)}"
+
+    def _claims(self, access: dict[str, list[str]], ttl_seconds: float, **extra: Any) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.client_id,
+            **extra,
+            "clientId": self.client_id,
+            "access": access,
+            "iat": now,
+            "nbf": now,
+            "exp": int(now + ttl_seconds),
+            "jti": str(uuid.uuid4()),
+        }
+
+    def _issue_jwt(self, object_id: str) -> str:
+        claims = self._claims(
+            {"urn:filestore:upload": ["create"]},
+            self.jwt_ttl_seconds,
+            sub=self.email,
+            objectId=object_id,
+            workspaceId=self.workspace_id,
+        )
+        jti = claims["jti"]
+        token = self._signed(claims)
         with self._lock:
             self._issued_jti.add(jti)
             self.issued_tokens.append(token)
@@ -1973,21 +1984,9 @@ class AtlassianSimulator:
         return claims
 
     def _issue_download_token(self, media_file_id: str) -> str:
-        now = int(time.time())
-        jti = str(uuid.uuid4())
-        claims = {
-            "iss": self.client_id,
-            "clientId": self.client_id,
-            "access": {f"urn:filestore:file:{media_file_id}": ["read"]},
-            "iat": now,
-            "nbf": now,
-            "exp": int(now + self.download_token_ttl_seconds),
-            "jti": jti,
-        }
-        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-        signature = hmac.new(self._jwt_key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-        token = f"{header}.{payload}.{_b64url(signature)}"
+        claims = self._claims({f"urn:filestore:file:{media_file_id}": ["read"]}, self.download_token_ttl_seconds)
+        jti = claims["jti"]
+        token = self._signed(claims)
         with self._lock:
             self._issued_jti.add(jti)
             self._download_jti.add(jti)

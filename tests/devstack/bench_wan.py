@@ -14,13 +14,9 @@ First, the shaping's accuracy: one 64 MiB chunk PUT against its ideal time (2.56
 
 from __future__ import annotations
 
-import hashlib
 import os
 import statistics
-import time
 from typing import Any
-
-import requests
 
 from devstack.bench import (
     CHUNK,
@@ -34,6 +30,7 @@ from devstack.bench import (
     product_upload,
 )
 from devstack.bigfile import GiB, MiB, put_big_object
+from devstack.media_probe import timed_chunk_put
 from devstack.stack import patched_environ
 
 CONCURRENCIES = (1, 2, 3, 4, 6, 8)
@@ -59,19 +56,7 @@ def shaping_accuracy(sim: SimulatorProcess, link_mibps: float) -> str:
     creds = media_credentials(sim)
     headers = {"Authorization": f"Bearer {creds['mediaJwtToken']}", "X-Client-Id": creds["clientId"]}
     data = os.urandom(MiB) * (ACCURACY_BYTES // MiB)
-    etag = f"sha256-{hashlib.sha256(data).hexdigest()}-{len(data)}"
-    with requests.Session() as http:
-        base = creds["mediaBaseUrl"]
-        upload_id = http.post(f"{base}/upload", params={"createUpTo": "1"}, headers=headers, timeout=30).json()
-        started = time.perf_counter()
-        reply = http.put(
-            f"{base}/chunk/{etag}",
-            params={"uploadId": upload_id["data"][0]["id"], "partNumber": "1"},
-            data=data,
-            headers=headers,
-            timeout=120,
-        )
-        seconds = time.perf_counter() - started
+    seconds, reply = timed_chunk_put(creds["mediaBaseUrl"], headers, data, timeout=120)
     reply.raise_for_status()
     ideal = ACCURACY_BYTES / (link_mibps * MiB)
     off = seconds / ideal - 1

@@ -8,7 +8,6 @@ issue's tighter check (64 MiB at 25 MiB/s in 2.56 s ± 10%) runs in ``make bench
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from devstack.atlassian_sim import AtlassianSimulator
+from devstack.media_probe import timed_chunk_put
 
 MiB = 1 << 20
 OBJ = "1234"
@@ -49,19 +49,7 @@ def media(sim: AtlassianSimulator) -> tuple[str, dict[str, str]]:
 
 
 def put_chunk(base: str, headers: dict[str, str], data: bytes) -> float:
-    """Seconds one chunk PUT takes, on a connection of its own, from its first byte to the answer."""
-    with requests.Session() as http:
-        upload_id = http.post(f"{base}/upload", params={"createUpTo": "1"}, headers=headers, timeout=10).json()
-        etag = f"sha256-{hashlib.sha256(data).hexdigest()}-{len(data)}"
-        started = time.perf_counter()
-        reply = http.put(
-            f"{base}/chunk/{etag}",
-            params={"uploadId": upload_id["data"][0]["id"], "partNumber": "1"},
-            data=data,
-            headers=headers,
-            timeout=30,
-        )
-        elapsed = time.perf_counter() - started
+    elapsed, reply = timed_chunk_put(base, headers, data, timeout=30)
     assert reply.status_code == 201, reply.text
     return elapsed
 

@@ -50,6 +50,11 @@ def _copies(suite: Suite, object_id: str) -> dict[str, int]:
     return counts
 
 
+def _report(report: Report, name: str, what: str, measured: str, goal: str, ok: bool, detail: str = "") -> None:
+    """One scenario's figure, and its word in the section's summary line."""
+    report.add(Figure(SECTION, what, measured, goal, ok, detail=detail), summary=f"{name} {'ok' if ok else 'BROKEN'}")
+
+
 def parked_holder(report: Report, suite: Suite) -> None:
     object_id = _objects(0)
     _jira_file(suite, "REL-100", "x.pdf")
@@ -70,16 +75,14 @@ def parked_holder(report: Report, suite: Suite) -> None:
     x_of_b = next(f for f in _status(suite, job_b)["files"] if f["filename"] == "x.pdf")
     copies = _copies(suite, object_id)
     ok = not_starved and done and copies == {"x.pdf": 1, "y.pdf": 1} and x_of_b.get("attachedBy") == job_a["jobId"]
-    report.add(
-        Figure(
-            SECTION,
-            'a parked holder; the next "all": new file at once, held one adopted',
-            f"{'not starved' if not_starved else 'STARVED'}, copies {copies}",
-            "not starved, each once",
-            ok,
-            detail=f"B's x.pdf entry: {x_of_b}",
-        ),
-        summary=f"parked holder {'ok' if ok else 'BROKEN'}",
+    _report(
+        report,
+        "parked holder",
+        'a parked holder; the next "all": new file at once, held one adopted',
+        f"{'not starved' if not_starved else 'STARVED'}, copies {copies}",
+        "not starved, each once",
+        ok,
+        detail=f"B's x.pdf entry: {x_of_b}",
     )
 
 
@@ -99,16 +102,14 @@ def lost_link(report: Report, suite: Suite) -> None:
     entry = next(f for f in _status(suite, job_b)["files"] if f["filename"] == "lost.pdf")
     copies = _copies(suite, object_id)
     ok = gave_up and copies == {"lost.pdf": 1, "next.pdf": 1} and entry.get("attachedBy") == job_a["jobId"]
-    report.add(
-        Figure(
-            SECTION,
-            "a lost link reply, its job given up; the next run",
-            f"copies {copies}, adopted from the lost link: {entry.get('attachedBy') == job_a['jobId']}",
-            "1 copy each, adopted",
-            ok,
-            detail=f"A gave up with link_outcome_unknown: {gave_up}; B's entry: {entry}",
-        ),
-        summary=f"lost link {'ok' if ok else 'BROKEN'}",
+    _report(
+        report,
+        "lost link",
+        "a lost link reply, its job given up; the next run",
+        f"copies {copies}, adopted from the lost link: {entry.get('attachedBy') == job_a['jobId']}",
+        "1 copy each, adopted",
+        ok,
+        detail=f"A gave up with link_outcome_unknown: {gave_up}; B's entry: {entry}",
     )
 
 
@@ -129,15 +130,13 @@ def long_retry_after(report: Report, suite: Suite) -> None:
     time.sleep(5)  # B looks again meanwhile; it must not link while A may come back
     copies = _copies(suite, object_id)
     ok = waits and copies == {"slow.pdf": 1, "later.pdf": 1}
-    report.add(
-        Figure(
-            SECTION,
-            "a link answered 503 with Retry-After 2 h; the next run meanwhile",
-            f"{'waits' if waits else 'does not wait'}, copies {copies}",
-            "waits, 1 copy each",
-            ok,
-        ),
-        summary=f"2-h Retry-After holder {'ok' if ok else 'BROKEN'}",
+    _report(
+        report,
+        "2-h Retry-After holder",
+        "a link answered 503 with Retry-After 2 h; the next run meanwhile",
+        f"{'waits' if waits else 'does not wait'}, copies {copies}",
+        "waits, 1 copy each",
+        ok,
     )
 
 
@@ -150,10 +149,7 @@ def case_variant_keys(report: Report, suite: Suite) -> None:
     suite.wait_until(lambda: _status(suite, reply.json())["status"] == "succeeded", timeout=60)
     copies = _copies(suite, object_id)
     ok = reply.status_code == 202 and copies == {"once.txt": 1}
-    report.add(
-        Figure(SECTION, f"one object named {key}, {key.lower()}", f"copies {copies}", "1 copy", ok),
-        summary=f"case-variant keys {'ok' if ok else 'BROKEN'}",
-    )
+    _report(report, "case-variant keys", f"one object named {key}, {key.lower()}", f"copies {copies}", "1 copy", ok)
 
 
 def run(scale: Scale, report: Report, suite: Suite) -> None:
