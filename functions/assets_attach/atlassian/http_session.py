@@ -210,7 +210,8 @@ def send(
     passes: Collection[int] = (),
     refusal: Callable[[requests.Response], AtlassianError | None] | None = None,
 ) -> requests.Response:
-    """One call to Atlassian: the package's only call of ``requests``.
+    """One call to Atlassian: the only place the package calls Atlassian through ``requests`` (``stack_api`` is the
+    door to the deployed stack's own API).
 
     Redirects are never followed (credentials stay with ``url``'s host; a caller that follows one vets where it
     goes and calls again). ``auth``: Basic credentials, passed per request so they never reach another host.
