@@ -83,6 +83,6 @@ class StreamCheck:
 
     def verify(self) -> None:
         """Raise unless the bytes sent have the source's MD5 (where one is checked); nothing is linked otherwise.
-        (The size the media service stored is checked by ``media_upload.confirmed_size``.)"""
+        (The size the media service stored is checked by ``media_api.confirmed_size``.)"""
         if self.expected_md5 and (self._digest is None or self._digest.result() != self.expected_md5):
             raise IntegrityError("the bytes sent do not match the S3 object's MD5 (ETag)", step="upload")

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from . import __version__
 from .atlassian.assets_client import Attachment
-from .atlassian.media_upload import MediaCredentials, UploadedMedia
+from .atlassian.media_api import MediaCredentials, UploadedMedia
 from .core.attach import AttachResult
 from .errors import AtlassianError, AttachError
 from .object_ids import normalize_object_id

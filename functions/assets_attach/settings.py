@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from .atlassian.media_upload import MEDIA_UPLOAD_PATHS
+from .atlassian.media_api import MEDIA_UPLOAD_PATHS
 from .atlassian.url_policy import require_secure_url
 from .errors import ConfigError
 

@@ -6,15 +6,14 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 import requests
 
 from assets_attach.atlassian.http_session import media_retry, new_session
-from assets_attach.atlassian.media_chunked import Chunk, ChunkedUploader, chunk_etag
-from assets_attach.atlassian.media_upload import MediaCredentials
+from assets_attach.atlassian.media_api import MediaCredentials, UploadedMedia
+from assets_attach.atlassian.media_chunked import Chunk, ChunkedFile, ChunkedUploader, UploadListener, chunk_etag
 from assets_attach.errors import (
     AtlassianError,
     ChunkedUploadRefusedError,
@@ -22,6 +21,7 @@ from assets_attach.errors import (
     IntegrityError,
     MediaTokenExpiredError,
 )
+from assets_attach.jobs import ChunkedUpload
 from devstack.atlassian_sim import STEPS, AtlassianSimulator, Fault
 
 OBJ = "1234"
@@ -122,10 +122,47 @@ def blocks(data: bytes, size: int) -> Iterator[bytes]:
         yield data[start : start + size]
 
 
-def upload_all(uploader: ChunkedUploader, creds: MediaCredentials, data: bytes, **kwargs: Any) -> Any:
-    options: dict[str, Any] = {"chunk_size": CHUNK, "concurrency": 3, "chunks": blocks(data, 100_000)}
-    options.update(kwargs)
-    return uploader.upload(creds, filename="big.zip", content_type="application/zip", size=len(data), **options)
+class Saved(UploadListener):
+    """What an upload reported: the last resume point (what a job record keeps), and the steps on the way."""
+
+    def __init__(self) -> None:
+        self.point: ChunkedUpload | None = None
+        self.created: list[str] = []
+        self.sent: list[tuple[int, int]] = []  # (chunks, bytes) accepted in file order
+
+    @property
+    def resume(self) -> ChunkedUpload:
+        assert self.point is not None, "no upload was created"
+        return self.point
+
+    def on_created(self, point: ChunkedUpload) -> None:
+        self.point = point
+        self.created.append(point.uploadId)
+
+    def on_sent(self, point: ChunkedUpload, sent_bytes: int) -> None:
+        self.point = point
+        self.sent.append((point.sent or 0, sent_bytes))
+
+    def on_appending(self, point: ChunkedUpload) -> None:
+        self.point = point
+
+    def on_appended(self, point: ChunkedUpload) -> None:
+        self.point = point
+
+
+def upload_all(
+    uploader: ChunkedUploader,
+    creds: MediaCredentials,
+    data: bytes,
+    *,
+    chunks: Iterable[bytes] | None = None,
+    concurrency: int = 3,
+    resume: ChunkedUpload | None = None,
+    listener: UploadListener | None = None,
+) -> UploadedMedia:
+    blocks_ = blocks(data, 100_000) if chunks is None else chunks
+    file = ChunkedFile("big.zip", "application/zip", len(data), blocks_, CHUNK)
+    return uploader.upload(creds, file, concurrency=concurrency, resume=resume, listener=listener)
 
 
 class SourceCut(Exception):
@@ -324,12 +361,16 @@ def test_chunked_upload_assembles_the_exact_bytes_and_links(
     http: requests.Session, sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials
 ) -> None:
     data = os.urandom(7 * CHUNK + 12_345)  # source blocks that do not line up with the chunks
-    progress: list[tuple[int, int]] = []
-    created: list[str] = []
-    media = upload_all(uploader, creds, data, on_sent=lambda n, b: progress.append((n, b)), on_created=created.append)
+    saved = Saved()
+    media = upload_all(uploader, creds, data, listener=saved)
+    progress = saved.sent
     stored = sim.uploads[media.id]
     assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest())
-    assert (stored.chunked_upload_id, stored.name, stored.content_type) == (created[0], "big.zip", "application/zip")
+    assert (stored.chunked_upload_id, stored.name, stored.content_type) == (
+        saved.created[0],
+        "big.zip",
+        "application/zip",
+    )
     assert progress[-1] == (8, len(data))
     assert [n for n, _ in progress] == sorted({n for n, _ in progress})  # in order, each step once
     assert all(b == min(n * CHUNK, len(data)) for n, b in progress)
@@ -359,13 +400,9 @@ def test_source_with_the_wrong_byte_count_creates_nothing(
 ) -> None:
     data = os.urandom(2 * CHUNK)
     with pytest.raises(IntegrityError, match="more than"):
-        uploader.upload(
-            creds, filename="a", content_type="b", size=len(data) - 1, chunks=[data], chunk_size=CHUNK, concurrency=2
-        )
+        uploader.upload(creds, ChunkedFile("a", "b", len(data) - 1, [data], CHUNK), concurrency=2)
     with pytest.raises(IntegrityError, match="gave"):
-        uploader.upload(
-            creds, filename="a", content_type="b", size=len(data) + 1, chunks=[data], chunk_size=CHUNK, concurrency=2
-        )
+        uploader.upload(creds, ChunkedFile("a", "b", len(data) + 1, [data], CHUNK), concurrency=2)
     assert not sim.uploads
 
 
@@ -436,14 +473,15 @@ def test_expired_token_mid_upload_asks_for_fresh_credentials(
     upload_id = uploader.create_upload(creds)
     sim.expire_tokens()
     with pytest.raises(MediaTokenExpiredError):
-        upload_all(uploader, creds, os.urandom(3 * CHUNK), upload_id=upload_id)
+        resume = ChunkedUpload(uploadId=upload_id, chunkSize=CHUNK, appended=0)
+        upload_all(uploader, creds, os.urandom(3 * CHUNK), resume=resume)
 
 
 def test_failed_chunk_is_raised_retryable_after_reporting_what_came_before_as_sent(
     sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials
 ) -> None:
     data = os.urandom(6 * CHUNK)
-    progress: list[tuple[int, int]] = []
+    saved = Saved()
 
     def source() -> Iterator[bytes]:
         for index, block in enumerate(blocks(data, CHUNK)):
@@ -454,9 +492,9 @@ def test_failed_chunk_is_raised_retryable_after_reporting_what_came_before_as_se
             yield block
 
     with pytest.raises(AtlassianError) as failed:
-        upload_all(uploader, creds, data, chunks=source(), concurrency=1, on_sent=lambda n, b: progress.append((n, b)))
+        upload_all(uploader, creds, data, chunks=source(), concurrency=1, listener=saved)
     assert (failed.value.status, failed.value.retryable, failed.value.step) == (502, True, "upload")
-    assert progress[-1] == (3, 3 * CHUNK)
+    assert saved.sent[-1] == (3, 3 * CHUNK)
     assert not sim.uploads
     assert len([r for r in sim.requests if r.path.startswith("/media/chunk/")]) == 4  # nothing sent after it
 
@@ -465,36 +503,22 @@ def test_resume_sends_only_the_chunks_not_yet_accepted(
     sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials
 ) -> None:
     data = os.urandom(10 * CHUNK + 777)
-    saved: dict[str, Any] = {"appended": 0}
+    saved = Saved()
     with pytest.raises(SourceCut):
-        upload_all(
-            uploader,
-            creds,
-            data,
-            chunks=cut_after(blocks(data, CHUNK), 4),
-            on_created=lambda upload_id: saved.update(upload_id=upload_id),
-            on_sent=lambda n, b: saved.update(sent=n, bytes=b),
-            on_appended=lambda n: saved.update(appended=n),
-        )
+        upload_all(uploader, creds, data, chunks=cut_after(blocks(data, CHUNK), 4), listener=saved)
     # Chunks 1 to 4 were read; those accepted before the source failed were reported (some may have been cancelled
     # before they started), the first two or four of them maybe appended too.
-    sent, appended = saved["sent"], saved["appended"]
-    assert 1 <= sent <= 4 and appended <= sent and saved["bytes"] == sent * CHUNK
+    sent, appended = saved.resume.sent or 0, saved.resume.appended
+    assert 1 <= sent <= 4 and appended <= sent and saved.sent[-1] == (sent, sent * CHUNK)
     before = sim.chunk_stats()
+    again = Saved()
     media = upload_all(
-        uploader,
-        creds,
-        data,
-        chunks=blocks(data[appended * CHUNK :], 100_000),
-        upload_id=saved["upload_id"],
-        start_chunk=appended,
-        sent=sent,
-        on_sent=lambda n, b: saved.update(sent=n, bytes=b),
+        uploader, creds, data, chunks=blocks(data[appended * CHUNK :], 100_000), resume=saved.resume, listener=again
     )
     after = sim.chunk_stats()
     assert after["chunkBytesReceived"] - before["chunkBytesReceived"] == len(data) - sent * CHUNK  # none sent twice
     assert after["chunksAccepted"] - before["chunksAccepted"] == 11 - sent
-    assert (saved["sent"], saved["bytes"]) == (11, len(data))
+    assert again.sent[-1] == (11, len(data))
     assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
     assert len([r for r in sim.requests if r.path == "/media/upload"]) == 1  # the same upload, continued
 
@@ -504,7 +528,7 @@ def test_resume_after_a_failed_chunk_resends_at_most_concurrency_chunks(
 ) -> None:
     data = os.urandom(20 * CHUNK)
     concurrency = 3
-    saved: dict[str, Any] = {"sent": 0, "appended": 0}
+    saved = Saved()
 
     def source() -> Iterator[bytes]:
         for index, block in enumerate(blocks(data, CHUNK)):
@@ -513,30 +537,13 @@ def test_resume_after_a_failed_chunk_resends_at_most_concurrency_chunks(
             yield block
 
     with pytest.raises(AtlassianError) as failed:
-        upload_all(
-            uploader,
-            creds,
-            data,
-            chunks=source(),
-            concurrency=concurrency,
-            on_created=lambda upload_id: saved.update(upload_id=upload_id),
-            on_sent=lambda n, b: saved.update(sent=n),
-            on_appended=lambda n: saved.update(appended=n),
-        )
+        upload_all(uploader, creds, data, chunks=source(), concurrency=concurrency, listener=saved)
     assert failed.value.retryable
     first = sim.chunk_stats()
-    sent, appended = saved["sent"], saved["appended"]
+    sent, appended = saved.resume.sent or 0, saved.resume.appended
     wasted = first["chunkBytesAccepted"] - sent * CHUNK  # accepted the first time, not reported
     assert 0 <= wasted <= concurrency * CHUNK
-    media = upload_all(
-        uploader,
-        creds,
-        data,
-        chunks=blocks(data[appended * CHUNK :], CHUNK),
-        upload_id=saved["upload_id"],
-        start_chunk=appended,
-        sent=sent,
-    )
+    media = upload_all(uploader, creds, data, chunks=blocks(data[appended * CHUNK :], CHUNK), resume=saved.resume)
     assert sim.chunk_stats()["chunkBytesReceived"] - first["chunkBytesReceived"] == len(data) - sent * CHUNK
     assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
 
@@ -555,12 +562,14 @@ def test_chunks_sent_but_not_appended_are_settled_by_etag_or_the_upload_starts_a
         # Four chunks sent; an append of those four made (lagging) or not yet due (a batch is five).
         uploader = ChunkedUploader(session, ["127.0.0.1"], append_bytes=(4 if lagging else 5) * CHUNK)
         data = os.urandom(6 * CHUNK + 99)
-        saved: dict[str, Any] = {"appended": 0, "appending_to": None}
 
-        def appended(chunks: int) -> None:
-            if lagging:
-                raise SourceCut  # killed after the append took, before its record
-            saved["appended"] = chunks
+        class Killed(Saved):
+            def on_appended(self, point: ChunkedUpload) -> None:
+                if lagging:
+                    raise SourceCut  # killed after the append took, before its record
+                super().on_appended(point)
+
+        saved = Killed()
 
         # Cut once the chunks read so far were accepted (and, lagging, the append of the first four answered).
         sent = 5 if lagging else 4
@@ -579,28 +588,21 @@ def test_chunks_sent_but_not_appended_are_settled_by_etag_or_the_upload_starts_a
                     ),
                 ),
                 concurrency=1,
-                on_created=lambda upload_id: saved.update(upload_id=upload_id),
-                on_sent=lambda n, b: saved.update(sent=n),
-                on_appending=lambda n: saved.update(appending_to=n),
-                on_appended=appended,
+                listener=saved,
             )
-        assert (saved["appended"], saved["sent"], saved["appending_to"]) == (0, sent, 4 if lagging else None)
+        resume = saved.resume
+        assert (resume.appended, resume.sent, resume.appendingTo) == (0, sent, 4 if lagging else None)
         if case == "chunks gone":
             sim.inject("media-append", Fault(status=400))  # as a service that no longer holds them might answer
         before = sim.chunk_stats()
-        resume = {
-            "upload_id": saved["upload_id"],
-            "start_chunk": 0,
-            "sent": saved["sent"],
-            "appending_to": saved["appending_to"],
-        }
         if case == "chunks gone":
             with pytest.raises(ChunkedUploadStaleError) as stale:
-                upload_all(uploader, creds, data, **resume)
+                upload_all(uploader, creds, data, resume=resume)
             assert stale.value.retryable
             return
-        reported: list[tuple[int, int]] = []
-        media = upload_all(uploader, creds, data, on_sent=lambda n, b: reported.append((n, b)), **resume)
+        heard = Saved()
+        media = upload_all(uploader, creds, data, resume=resume, listener=heard)
+        reported = heard.sent
         assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
         assert reported[-1] == (7, len(data)) and all(b == min(n * CHUNK, len(data)) for n, b in reported)
         resent = sim.chunk_stats()["chunkBytesReceived"] - before["chunkBytesReceived"]
@@ -612,23 +614,18 @@ def test_a_resume_with_every_chunk_appended_creates_the_file_without_reading_the
     sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials
 ) -> None:
     data = os.urandom(3 * CHUNK + 5)
-    saved: dict[str, Any] = {}
+    saved = Saved()
     sim.inject("media-file-create", Fault(status=503))
     with pytest.raises(AtlassianError):
-        upload_all(
-            uploader,
-            creds,
-            data,
-            on_created=lambda upload_id: saved.update(upload_id=upload_id),
-            on_appended=lambda n: saved.update(appended=n),
-        )
-    assert saved["appended"] == 4
+        upload_all(uploader, creds, data, listener=saved)
+    assert saved.resume.appended == 4
 
     def unreadable() -> Iterator[bytes]:
         raise AssertionError("the source was read")  # S3 would answer 416 to a read from offset = size
         yield b""
 
-    media = upload_all(uploader, creds, data, chunks=unreadable(), upload_id=saved["upload_id"], start_chunk=4)
+    resume = ChunkedUpload(uploadId=saved.resume.uploadId, chunkSize=CHUNK, appended=4)
+    media = upload_all(uploader, creds, data, chunks=unreadable(), resume=resume)
     assert sim.uploads[media.id].sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -636,7 +633,7 @@ def test_resume_of_a_stale_upload_says_so(
     sim: AtlassianSimulator, uploader: ChunkedUploader, creds: MediaCredentials
 ) -> None:
     data = os.urandom(4 * CHUNK)
-    saved: dict[str, Any] = {}
+    saved = Saved()
     with pytest.raises(SourceCut):
         upload_all(
             uploader,
@@ -644,17 +641,17 @@ def test_resume_of_a_stale_upload_says_so(
             data,
             chunks=cut_after(blocks(data, CHUNK), 2),
             concurrency=1,  # cut with the second chunk reported sent, before its batch of two is appended
-            on_created=lambda upload_id: saved.update(upload_id=upload_id),
+            listener=saved,
         )
-    behind = {"upload_id": saved["upload_id"], "start_chunk": 1}  # the service has none appended, not 1
+    upload_id = saved.resume.uploadId
+    behind = ChunkedUpload(uploadId=upload_id, chunkSize=CHUNK, appended=1)  # the service has none appended, not 1
     with pytest.raises(ChunkedUploadStaleError) as stale:
-        upload_all(uploader, creds, data, chunks=blocks(data[CHUNK:], CHUNK), **behind)
+        upload_all(uploader, creds, data, chunks=blocks(data[CHUNK:], CHUNK), resume=behind)
     assert (stale.value.status, stale.value.retryable) == (409, True)
     sim.expire_chunked_uploads()
     with pytest.raises(ChunkedUploadStaleError) as gone:
-        upload_all(
-            uploader, creds, data, chunks=blocks(data[2 * CHUNK :], CHUNK), upload_id=saved["upload_id"], start_chunk=2
-        )
+        resume = ChunkedUpload(uploadId=upload_id, chunkSize=CHUNK, appended=2)
+        upload_all(uploader, creds, data, chunks=blocks(data[2 * CHUNK :], CHUNK), resume=resume)
     assert gone.value.status == 404
     assert sim.chunk_stats()["chunksHeld"] == 0  # an expired upload's chunks are released
 
@@ -719,15 +716,8 @@ def test_chunks_in_flight_and_in_memory_are_bounded_by_concurrency(
             yield _Tracked(data)  # not bound to a name here: only the uploader holds it
 
     sim.inject("media-chunk", Fault(delay_seconds=0.01, times=count))  # PUTs slower than the source
-    media = gated.upload(
-        creds,
-        filename="big.bin",
-        content_type="application/octet-stream",
-        size=count * CHUNK,
-        chunks=source(),
-        chunk_size=CHUNK,
-        concurrency=concurrency,
-    )
+    file = ChunkedFile("big.bin", "application/octet-stream", count * CHUNK, source(), CHUNK)
+    media = gated.upload(creds, file, concurrency=concurrency)
     assert gated.most_active == concurrency
     # The source was read one chunk ahead of a full window, no further.
     assert len(gated.pulled_at_barrier) == 1 and gated.pulled_at_barrier[0] <= concurrency + 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from assets_attach.atlassian.assets_client import Attachment
-from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
+from assets_attach.atlassian.media_api import MediaCredentials, UploadedMedia
 from assets_attach.aws.attached_pairs import LostLink, PairClaim
 from assets_attach.aws.job_store import JobExistsError
 from assets_attach.aws.link_lease import Lease, lease_taken

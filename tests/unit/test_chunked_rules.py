@@ -15,21 +15,24 @@ from typing import Any
 import pytest
 import requests
 
+from assets_attach.atlassian.media_api import MediaCredentials, UploadedMedia
 from assets_attach.atlassian.media_chunked import (
     APPEND_BATCH_BYTES,
     MAX_CHUNKS_PER_APPEND,
     Chunk,
+    ChunkedFile,
     ChunkedUploader,
     GiB,
     MiB,
     TiB,
+    UploadListener,
     chunk_count,
     chunk_etag,
     chunk_size_for,
     rechunk,
 )
-from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
 from assets_attach.errors import AtlassianError, FileTooLargeError, IntegrityError, MediaHostNotAllowedError
+from assets_attach.jobs import ChunkedUpload
 
 CREDS = MediaCredentials.model_validate(
     {"clientId": "client", "mediaBaseUrl": "https://api.media.atlassian.com", "mediaJwtToken": "jwt"}
@@ -186,27 +189,45 @@ class FakeChunkedMedia(ChunkedUploader):
         return UploadedMedia(id=hashlib.sha256(assembled).hexdigest(), size=size)
 
 
-def send(media: FakeChunkedMedia, data: bytes, chunk_size: int, **kwargs: object) -> UploadedMedia:
-    return media.upload(
-        CREDS,
-        filename="f.bin",
-        content_type="application/octet-stream",
-        size=len(data),
-        chunks=[data],
-        chunk_size=chunk_size,
-        concurrency=3,
-        **kwargs,  # type: ignore[arg-type]
-    )
+class Heard(UploadListener):
+    """What an upload reported: each resume point (the last one is what a job record keeps)."""
+
+    def __init__(self) -> None:
+        self.point: ChunkedUpload | None = None
+        self.sent: list[tuple[int, int]] = []  # (chunks, bytes) accepted in file order
+        self.appended: list[int] = []
+
+    def on_created(self, point: ChunkedUpload) -> None:
+        self.point = point
+
+    def on_sent(self, point: ChunkedUpload, sent_bytes: int) -> None:
+        self.point = point
+        self.sent.append((point.sent or 0, sent_bytes))
+
+    def on_appended(self, point: ChunkedUpload) -> None:
+        self.point = point
+        self.appended.append(point.appended)
+
+
+def send(
+    media: FakeChunkedMedia,
+    data: bytes,
+    chunk_size: int,
+    listener: UploadListener | None = None,
+    resume: ChunkedUpload | None = None,
+) -> UploadedMedia:
+    file = ChunkedFile("f.bin", "application/octet-stream", len(data), [data], chunk_size)
+    return media.upload(CREDS, file, concurrency=3, resume=resume, listener=listener)
 
 
 def test_chunks_are_reported_sent_in_file_order_and_appended_in_order() -> None:
     media = FakeChunkedMedia(append_bytes=4000)
     data = DATA * 3
-    progress: list[tuple[int, int]] = []
-    appended: list[int] = []
-    result = send(media, data, 1000, on_sent=lambda n, b: progress.append((n, b)), on_appended=appended.append)
+    heard = Heard()
+    result = send(media, data, 1000, heard)
     assert result.id == hashlib.sha256(data).hexdigest()
     assert sorted(media.parts) == list(range(1, 32))
+    progress, appended = heard.sent, heard.appended
     assert progress[-1] == (31, len(data))
     assert progress == sorted(progress)
     steps = [b - a for a, b in itertools.pairwise([0, *appended])]
@@ -227,38 +248,31 @@ def test_appends_are_batched_to_at_most_8_calls_per_gib() -> None:
 def test_appends_come_in_batches_of_at_most_a_thousand() -> None:
     media = FakeChunkedMedia()
     data = bytes(2500)
-    media.upload(
-        CREDS,
-        filename="f",
-        content_type="t",
-        size=len(data),
-        chunks=[data],
-        chunk_size=1,
-        concurrency=2,
-    )
+    media.upload(CREDS, ChunkedFile("f", "t", len(data), [data], 1), concurrency=2)
     assert sum(media.batches) == 2500
     assert max(media.batches) <= MAX_CHUNKS_PER_APPEND
 
 
 def test_a_failed_chunk_stops_the_upload_after_reporting_the_chunks_before_it_sent() -> None:
     media = FakeChunkedMedia(fail_parts=frozenset({6}))
-    progress: list[int] = []
+    heard = Heard()
     with pytest.raises(AtlassianError) as failed:
-        send(media, DATA, 1000, on_sent=lambda n, b: progress.append(n))
+        send(media, DATA, 1000, heard)
     assert failed.value.retryable
-    assert progress[-1] == 5 and not media.appended  # a resume appends those five by their etags
+    assert heard.sent[-1][0] == 5 and not media.appended  # a resume appends those five by their etags
     assert max(media.parts) <= 5 + 3  # at most a window past the failed part was sent
 
 
 def test_a_failing_progress_callback_stops_the_upload() -> None:
     media = FakeChunkedMedia()
 
-    def persist(chunks: int, size: int) -> None:
-        if chunks >= 2:
-            raise OSError("the job store is gone")
+    class Persist(UploadListener):
+        def on_sent(self, point: ChunkedUpload, sent_bytes: int) -> None:
+            if (point.sent or 0) >= 2:
+                raise OSError("the job store is gone")
 
     with pytest.raises(OSError, match="job store"):
-        send(media, DATA, 1000, on_sent=persist)
+        send(media, DATA, 1000, Persist())
     assert len(media.parts) < 10
 
 
@@ -266,49 +280,40 @@ def test_resume_starts_at_the_next_part() -> None:
     media = FakeChunkedMedia()
     media.sent = {chunk_etag(DATA[:1000]): DATA[:1000], chunk_etag(DATA[1000:2000]): DATA[1000:2000]}
     media.appended = list(media.sent)
-    progress: list[tuple[int, int]] = []
+    heard = Heard()
     result = media.upload(
         CREDS,
-        filename="f",
-        content_type="t",
-        size=len(DATA),
-        chunks=[DATA[2000:]],
-        chunk_size=1000,
+        ChunkedFile("f", "t", len(DATA), [DATA[2000:]], 1000),
         concurrency=3,
-        upload_id="upload-0",
-        start_chunk=2,
-        on_sent=lambda n, b: progress.append((n, b)),
+        resume=ChunkedUpload(uploadId="upload-0", chunkSize=1000, appended=2),
+        listener=heard,
     )
     assert min(media.parts) == 3 and media.uploads == 0
-    assert progress[-1] == (11, len(DATA))
+    assert heard.sent[-1] == (11, len(DATA))
     assert result.id == hashlib.sha256(DATA).hexdigest()
 
 
 def test_upload_checks_its_arguments_before_any_call() -> None:
     media = FakeChunkedMedia()
     with pytest.raises(ValueError, match="do not fit"):
-        send(media, DATA, 1000, start_chunk=1)  # a resume needs its upload id
+        send(media, DATA, 1000, resume=ChunkedUpload(uploadId="u", chunkSize=1000, appended=12))
     with pytest.raises(ValueError, match="do not fit"):
-        send(media, DATA, 1000, start_chunk=12, upload_id="u")
-    with pytest.raises(ValueError, match="do not fit"):
-        send(media, DATA, 1000, start_chunk=3, sent=2, upload_id="u")
+        send(media, DATA, 1000, resume=ChunkedUpload(uploadId="u", chunkSize=1000, appended=3, sent=2))
+    with pytest.raises(ValueError, match="not 1000"):  # a resume point of another chunk size
+        send(media, DATA, 1000, resume=ChunkedUpload(uploadId="u", chunkSize=500, appended=1))
     with pytest.raises(ValueError, match="positive"):
         send(media, DATA, 0)
     hostile = CREDS.model_copy(update={"media_base_url": "https://evil.example.com"})
     with pytest.raises(MediaHostNotAllowedError):
-        media.upload(hostile, filename="f", content_type="t", size=3, chunks=[b"abc"], chunk_size=1000, concurrency=1)
+        media.upload(hostile, ChunkedFile("f", "t", 3, [b"abc"], 1000), concurrency=1)
     assert media.uploads == 0 and not media.parts
 
 
 def test_a_source_that_is_short_or_long_is_an_integrity_error() -> None:
     with pytest.raises(IntegrityError, match="gave 10240 of its 10241"):
-        FakeChunkedMedia().upload(
-            CREDS, filename="f", content_type="t", size=len(DATA) + 1, chunks=[DATA], chunk_size=1000, concurrency=2
-        )
+        FakeChunkedMedia().upload(CREDS, ChunkedFile("f", "t", len(DATA) + 1, [DATA], 1000), concurrency=2)
     with pytest.raises(IntegrityError, match="more than"):
-        FakeChunkedMedia().upload(
-            CREDS, filename="f", content_type="t", size=len(DATA) - 1, chunks=[DATA], chunk_size=1000, concurrency=2
-        )
+        FakeChunkedMedia().upload(CREDS, ChunkedFile("f", "t", len(DATA) - 1, [DATA], 1000), concurrency=2)
 
 
 # --------------------------------------------------------------------------------------------- the environment, once

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from assets_attach.atlassian.http_session import raise_for_reply
-from assets_attach.atlassian.media_upload import UploadedMedia, confirmed_size
+from assets_attach.atlassian.media_api import UploadedMedia, confirmed_size
 from assets_attach.atlassian.multipart import MultipartBody, ascii_fallback
 from assets_attach.atlassian.secret import SecretSource, parse_secret
 from assets_attach.atlassian.url_policy import check_media_base_url

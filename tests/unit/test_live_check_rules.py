@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from assets_attach.atlassian.assets_client import Attachment
-from assets_attach.atlassian.media_upload import MediaCredentials
+from assets_attach.atlassian.media_api import MediaCredentials
 from assets_attach.live_check import (
     CallLog,
     MediaFileReply,

@@ -14,8 +14,8 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import AtlassianError, ObjectNotFoundError, Step
-from .http_session import reply_json, send_basic
-from .media_upload import MediaCredentials
+from .http_session import reply_json, send
+from .media_api import MediaCredentials
 from .routes import Routes, explain_refusal
 from .secret import AtlassianSecret, SecretSource, with_fresh_secret
 
@@ -99,7 +99,7 @@ class AssetsClient:
 
         def call(secret: AtlassianSecret) -> None:
             url = self._workspace_url(secret, f"/attachments/{quote(attachment_id, safe='')}")
-            send_basic(self._session, "delete", "DELETE", url, secret.basic_auth)
+            send(self._session, "DELETE", url, step="delete", auth=secret.basic_auth)
 
         with_fresh_secret(self._secrets, call)
 
@@ -168,7 +168,7 @@ class AssetsClient:
 
     def _send(self, step: Step, method: str, url: str, secret: AtlassianSecret, **kwargs: Any) -> Any:
         try:
-            response = send_basic(self._session, step, method, url, secret.basic_auth, **kwargs)
+            response = send(self._session, method, url, step=step, auth=secret.basic_auth, **kwargs)
         except AtlassianError as e:
             raise explain_refusal(e, secret) from e
         return reply_json(response, step)

@@ -1,5 +1,5 @@
 """The one ``requests.Session`` the engine talks to Atlassian through: pooled, with timeouts and retries, and
-the one translation of its replies into errors (``raise_for_reply``, ``network_error``).
+the one caller of ``requests`` (:func:`send`), which translates every failure and reply into the package's errors.
 
 urllib3's ``Retry`` handles what is safe to repeat inside one call: connection failures, and 429/5xx on
 GET (credentials, attachment list, workspace). POSTs are never repeated here: a streamed upload cannot
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Collection, Mapping
+from contextlib import closing
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -186,33 +188,59 @@ def raise_for_reply(response: requests.Response, step: Step) -> None:
     )
 
 
-def network_error(step: Step, error: requests.RequestException) -> AtlassianError:
-    return AtlassianError(f"cannot reach Atlassian ({type(error).__name__})", step=step, retryable=True)
-
-
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+ReadTimeout = Literal["api", "upload"]
+_READ_TIMEOUTS: dict[ReadTimeout, float] = {"api": API_READ_TIMEOUT, "upload": UPLOAD_READ_TIMEOUT}
 
 
-def send_basic(
+def send(
     session: requests.Session,
-    step: Step,
     method: str,
     url: str,
-    auth: tuple[str, str],
     *,
-    redirect_ok: bool = False,
-    **kwargs: Any,
+    step: Step,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    data: Any = None,
+    json: Any = None,
+    auth: tuple[str, str] | None = None,
+    stream: bool = False,
+    read_timeout: ReadTimeout = "api",
+    environment: Mapping[str, Any] | None = None,
+    passes: Collection[int] = (),
+    refusal: Callable[[requests.Response], AtlassianError | None] | None = None,
 ) -> requests.Response:
-    """One call with HTTP Basic auth, passed per request; redirects are never followed (the credentials stay
-    with ``url``'s host). A non-2xx reply raises, except a redirect where ``redirect_ok``."""
+    """One call to Atlassian: the only place the package calls Atlassian through ``requests`` (``stack_api`` is the
+    door to the deployed stack's own API).
+
+    Redirects are never followed (credentials stay with ``url``'s host; a caller that follows one vets where it
+    goes and calls again). ``auth``: Basic credentials, passed per request so they never reach another host.
+    ``read_timeout``: "upload" waits longer for the reply to a large body. ``environment``: ``environment_settings``
+    for a session with ``trust_env`` off. ``stream``: the caller reads the body and closes the response.
+
+    A network error is a retryable AtlassianError; a reply neither 2xx nor in ``passes`` is closed and raised as
+    ``refusal`` reads it (a caller's own rule: the media token's expiry), else as ``raise_for_reply`` does."""
     try:
         response = session.request(
-            method, url, auth=auth, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT), allow_redirects=False, **kwargs
+            method,
+            url,
+            headers=headers,
+            params=params,
+            data=data,
+            json=json,
+            auth=auth,
+            timeout=(CONNECT_TIMEOUT, _READ_TIMEOUTS[read_timeout]),
+            allow_redirects=False,
+            **{**(environment or {}), "stream": stream},
         )
     except requests.RequestException as e:
-        raise network_error(step, e) from e
-    if not (redirect_ok and response.status_code in REDIRECTS):
-        raise_for_reply(response, step)
+        raise AtlassianError(f"cannot reach Atlassian ({type(e).__name__})", step=step, retryable=True) from e
+    if response.status_code >= 300 and response.status_code not in passes:
+        with closing(response):
+            refused = refusal(response) if refusal is not None else None
+            if refused is not None:
+                raise refused
+            raise_for_reply(response, step)
     return response
 
 

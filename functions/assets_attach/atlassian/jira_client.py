@@ -28,15 +28,7 @@ from ..errors import (
     SourceNotFoundError,
 )
 from ..jobs import JobFile, assets_name
-from .http_session import (
-    API_READ_TIMEOUT,
-    CONNECT_TIMEOUT,
-    REDIRECTS,
-    network_error,
-    raise_for_reply,
-    reply_json,
-    send_basic,
-)
+from .http_session import REDIRECTS, reply_json, send
 from .routes import Routes, explain_refusal
 from .secret import AtlassianSecret, SecretSource, with_fresh_secret
 from .url_policy import UnsafeUrlError, shown_url, vet_credential_url
@@ -147,16 +139,16 @@ class JiraClient:
 
         def call(secret: AtlassianSecret) -> requests.Response:
             try:
-                return send_basic(
+                return send(
                     self._session,
-                    "jira-read",
                     "GET",
                     self._routes.jira(secret) + path,
-                    secret.basic_auth,
+                    step="jira-read",
+                    auth=secret.basic_auth,
                     params={"redirect": "false"},
                     headers=headers,
                     stream=True,
-                    redirect_ok=True,
+                    passes=REDIRECTS,
                 )
             except AtlassianError as e:
                 raise explain_refusal(e, secret) from e
@@ -184,17 +176,12 @@ class JiraClient:
                 step="jira-read",
             ) from None
         try:
-            response = self._session.get(
-                url, headers=headers, stream=True, allow_redirects=False, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT)
-            )
-        except requests.RequestException as e:
-            raise network_error("jira-read", e) from e
-        try:
-            raise_for_reply(response, "jira-read")
+            return send(self._session, "GET", url, step="jira-read", headers=headers, stream=True)
         except AtlassianError as e:
-            response.close()
-            raise _deleted_or(e, attachment_id) from e
-        return response
+            deleted = _deleted_or(e, attachment_id)
+            if deleted is e:
+                raise
+            raise deleted from e
 
     # -- plumbing --------------------------------------------------------------------------------------
 
@@ -202,7 +189,7 @@ class JiraClient:
         def call(secret: AtlassianSecret) -> Any:
             url = self._routes.jira(secret) + path
             try:
-                response = send_basic(self._session, "jira", "GET", url, secret.basic_auth, **kwargs)
+                response = send(self._session, "GET", url, step="jira", auth=secret.basic_auth, **kwargs)
             except AtlassianError as e:
                 raise explain_refusal(e, secret) from e
             return reply_json(response, "jira")

@@ -9,19 +9,19 @@ the upload. The media id it answers is linked (step 3) exactly as one from the s
   thread that reads the source.
 - Memory is bounded by ``chunk_size * (concurrency + 1)`` plus one source block: ``concurrency`` chunks in flight
   and the next one read ahead, so that a slot that frees starts its PUT without waiting for the source.
-- Each chunk is reported sent (``on_sent``, for the caller to persist) once it and every chunk before it were
-  accepted, so that a failure or a crash re-sends at most the chunks in flight; appends follow in file order in
-  batches (``APPEND_BATCH_BYTES``, at most 8 calls per GiB), one at a time on a thread of their own: chunks keep
-  flowing while an append is in flight. A later call resumes with ``upload_id``, the chunks
-  appended (``start_chunk``) and sent (``sent``): the chunks sent but not appended are appended by their etags,
-  without sending their bytes again.
+- The upload's resume point is a ``jobs.ChunkedUpload``; the caller's :class:`UploadListener` hears each new one to
+  persist it. Each chunk is reported sent once it and every chunk before it were accepted, so that a failure or a
+  crash re-sends at most the chunks in flight; appends follow in file order in batches (``APPEND_BATCH_BYTES``, at
+  most 8 calls per GiB), one at a time on a thread of their own: chunks keep flowing while an append is in flight.
+  A later call resumes from the point: the chunks sent but not appended are appended by their etags, without
+  sending their bytes again.
 - Every call is retried inline on network errors and 5xx by the session's urllib3 retries (``media_retry``: 5 tries,
   1 s then doubling, never on 429), as the web client retries.
 
 Errors (``_protocol_error``): on a fresh upload a refusal (403/404/405) at any step is
 :class:`ChunkedUploadRefusedError`, the sign to fall back to the single POST; on a resumed upload any 4xx is
 :class:`ChunkedUploadStaleError` (start a new one); a 401 is :class:`MediaTokenExpiredError`; anything else is
-translated by ``raise_for_reply``/``network_error`` (429, 5xx and network errors retryable).
+translated as every Atlassian call's (``http_session.send``: 429, 5xx and network errors retryable).
 
 The shared session's connection pool should hold at least ``concurrency + 1`` connections (the chunk PUTs and the
 appends), or urllib3 opens and discards extra ones.
@@ -51,14 +51,9 @@ from ..errors import (
     IntegrityError,
     MediaTokenExpiredError,
 )
-from .http_session import (
-    API_READ_TIMEOUT,
-    CONNECT_TIMEOUT,
-    UPLOAD_READ_TIMEOUT,
-    environment_settings,
-    network_error,
-)
-from .media_upload import MediaCredentials, UploadedMedia, media_headers, raise_for_media_reply, uploaded_media
+from ..jobs import ChunkedUpload
+from .http_session import environment_settings
+from .media_api import MediaCredentials, UploadedMedia, send_media, uploaded_media
 from .url_policy import check_media_base_url
 
 MiB = 1 << 20
@@ -183,6 +178,62 @@ class _Progress:
     sent_bytes: int
 
 
+@dataclass(frozen=True)
+class ChunkedFile:
+    """What a chunked upload sends: a file of ``size`` bytes, cut here into chunks of ``chunk_size``. ``chunks``: its
+    bytes from the first chunk not yet appended on (the resume point's ``appended``), in blocks of any size; not read
+    at all when every chunk was appended."""
+
+    name: str
+    content_type: str
+    size: int
+    chunks: Iterable[bytes]
+    chunk_size: int
+
+
+class UploadListener:
+    """What the caller of :meth:`ChunkedUploader.upload` hears: each new resume point, to persist it, all counted in
+    chunks from the start of the file; and whether the upload may go on. Its methods run on the calling thread, which
+    also reads the file. These defaults persist nothing and never stop."""
+
+    def on_created(self, point: ChunkedUpload) -> None:
+        """A new upload, before any chunk is sent."""
+
+    def on_sent(self, point: ChunkedUpload, sent_bytes: int) -> None:
+        """The chunks up to ``point.sent`` were accepted, in file order (``sent_bytes`` bytes)."""
+
+    def on_appending(self, point: ChunkedUpload) -> None:
+        """An append up to ``point.appendingTo`` chunks is about to be sent (see ``ChunkedUploader._settle``)."""
+
+    def on_appended(self, point: ChunkedUpload) -> None:
+        """The first ``point.appended`` chunks are appended."""
+
+    def in_time(self) -> bool:
+        """Asked before each chunk: once False, the sending stops (the chunks in flight finish and are reported)
+        with DeadlineError, for a later call to resume."""
+        return True
+
+
+class _Reporter:
+    """The resume point as the upload moves it on, each new one told to the listener."""
+
+    def __init__(self, point: ChunkedUpload, listener: UploadListener) -> None:
+        self.point = point
+        self._listener = listener
+
+    def sent(self, sent: int, sent_bytes: int) -> None:
+        self.point = self.point.model_copy(update={"sent": sent})
+        self._listener.on_sent(self.point, sent_bytes)
+
+    def appending(self, appending_to: int) -> None:
+        self.point = self.point.model_copy(update={"appendingTo": appending_to})
+        self._listener.on_appending(self.point)
+
+    def appended(self, appended: int) -> None:
+        self.point = self.point.model_copy(update={"appended": appended, "appendingTo": None})
+        self._listener.on_appended(self.point)
+
+
 class ChunkedUploader:
     """The chunked upload's four calls, and :meth:`upload`, which runs them for a whole file."""
 
@@ -204,8 +255,8 @@ class ChunkedUploader:
 
     # ----------------------------------------------------------------------------------------- the calls
 
-    # Each call raises what ``raise_for_media_reply`` makes of a failure; :meth:`upload` judges its status by
-    # whether the upload is fresh or resumed (see ``_protocol_error``).
+    # Each call raises what ``media_api.send_media`` makes of a failure; :meth:`upload` judges its status by whether
+    # the upload is fresh or resumed (see ``_protocol_error``).
 
     def create_upload(self, credentials: MediaCredentials) -> str:
         """A new upload's id."""
@@ -215,7 +266,6 @@ class ChunkedUploader:
             "/upload",
             params={"createUpTo": "1", "hashAlgorithm": "sha256"},
         )
-        raise_for_media_reply(response)
         try:
             return _CreateUploadReply.model_validate(response.json()).data[0].id
         except (ValueError, ValidationError):
@@ -224,7 +274,7 @@ class ChunkedUploader:
     def put_chunk(self, credentials: MediaCredentials, upload_id: str, part_number: int, data: bytes | Chunk) -> str:
         """Hash ``data`` (in the calling thread) and send it as part ``part_number``; returns its etag."""
         etag = chunk_etag(data)
-        response = self._call(
+        self._call(
             "PUT",
             credentials,
             f"/chunk/{quote(etag, safe='')}",
@@ -232,20 +282,18 @@ class ChunkedUploader:
             data=data,
             headers={"Content-Type": "application/octet-stream"},
         )
-        raise_for_media_reply(response)
         return etag
 
     def append(self, credentials: MediaCredentials, upload_id: str, etags: list[str], offset: int) -> None:
         """Append ``etags`` (at most 1,000) in order after the ``offset`` chunks already appended."""
         if len(etags) > MAX_CHUNKS_PER_APPEND:
             raise ValueError(f"at most {MAX_CHUNKS_PER_APPEND} chunks per append, not {len(etags)}")
-        response = self._call(
+        self._call(
             "PUT",
             credentials,
             f"/upload/{quote(upload_id, safe='')}/chunks",
             json={"chunks": etags, "offset": offset},
         )
-        raise_for_media_reply(response)
 
     def create_file(
         self, credentials: MediaCredentials, upload_id: str, name: str, mime_type: str, size: int
@@ -256,7 +304,7 @@ class ChunkedUploader:
             credentials,
             "/file/upload",
             json={"uploadId": upload_id, "name": name, "mimeType": mime_type, "conditions": {"size": size}},
-            read_timeout=UPLOAD_READ_TIMEOUT,
+            read_timeout="upload",
         )
         return uploaded_media(response)
 
@@ -265,79 +313,56 @@ class ChunkedUploader:
     def upload(
         self,
         credentials: MediaCredentials,
+        file: ChunkedFile,
         *,
-        filename: str,
-        content_type: str,
-        size: int,
-        chunks: Iterable[bytes],
-        chunk_size: int,
         concurrency: int,
-        upload_id: str | None = None,
-        start_chunk: int = 0,
-        sent: int | None = None,
-        appending_to: int | None = None,
-        on_created: Callable[[str], None] | None = None,
-        on_sent: Callable[[int, int], None] | None = None,
-        on_appending: Callable[[int], None] | None = None,
-        on_appended: Callable[[int], None] | None = None,
-        in_time: Callable[[], bool] = lambda: True,
+        resume: ChunkedUpload | None = None,
+        listener: UploadListener | None = None,
     ) -> UploadedMedia:
-        """Send a file of ``size`` bytes in chunks and create the media file from them.
+        """Send ``file`` in chunks, ``concurrency`` at a time, and create the media file from them.
 
-        ``chunks``: the file's bytes from ``start_chunk * chunk_size`` on, in blocks of any size (cut here into
-        chunks; not read at all when every chunk was appended). ``upload_id``: an upload to continue, whose first
-        ``start_chunk`` chunks of ``chunk_size`` were appended by an earlier call, and up to ``sent`` chunks sent
-        (accepted by the service, maybe appended): those are settled first, appended by their etags without
-        sending their bytes again. None creates an upload and reports its id to ``on_created`` before any chunk is
-        sent. ``on_sent(chunks, bytes)`` follows each chunk accepted in file order, ``on_appending(chunks)`` precedes
-        each append and ``on_appended(chunks)`` follows it, all counted from the start of the file: what the caller
-        persists to resume. ``appending_to``: an append up to that many chunks was on its way when the earlier call
-        stopped, its outcome unknown (see ``_settle``). ``in_time()`` is asked
-        before each chunk: once False, the sending stops (the chunks in flight finish and are reported) with
-        DeadlineError, to be resumed by a later call.
+        ``resume``: an upload to continue, whose first ``appended`` chunks of ``chunkSize`` were appended by an earlier
+        call, and up to ``sent`` chunks sent (accepted by the service, maybe appended): those are settled first,
+        appended by their etags without sending their bytes again; ``appendingTo``: an append up to that many chunks
+        was on its way when the earlier call stopped, its outcome unknown (see ``_settle``). None creates an upload.
+        ``listener`` hears each new resume point (see :class:`UploadListener`).
 
         Errors: on a fresh upload, a refusal (403, 404, 405) at any step is :class:`ChunkedUploadRefusedError`
         (fall back to the single POST); on a resumed one, any 4xx is :class:`ChunkedUploadStaleError` (start a new
         upload), as is a 409 on a fresh one (an append retried after it took). Any failure stops the sending
-        (chunks not yet started are cancelled, those in flight finish) and is raised.
-        The callbacks run on the calling thread, which also reads ``chunks``; chunks are hashed and sent on
+        (chunks not yet started are cancelled, those in flight finish) and is raised. Chunks are hashed and sent on
         ``concurrency`` threads of their own.
         """
+        listener = listener or UploadListener()
+        chunk_size, size = file.chunk_size, file.size
         if chunk_size < 1 or concurrency < 1:
             raise ValueError("chunk_size and concurrency must be positive")
+        if resume is not None and resume.chunkSize != chunk_size:
+            raise ValueError(f"the upload to resume has chunks of {resume.chunkSize} bytes, not {chunk_size}")
         total_chunks = chunk_count(size, chunk_size)
-        sent = start_chunk if sent is None else sent
-        if not 0 <= start_chunk <= sent <= total_chunks or (sent and upload_id is None):
+        start_chunk = resume.appended if resume else 0
+        sent = resume.sent if resume and resume.sent is not None else start_chunk
+        if not 0 <= start_chunk <= sent <= total_chunks:
             raise ValueError(f"chunks {start_chunk} appended and {sent} sent do not fit {total_chunks} of an upload")
         self._base_url(credentials)  # a refused media host fails before anything is created or read
-        resumed = upload_id is not None
         try:
-            if upload_id is None:
-                upload_id = self.create_upload(credentials)
-                if on_created is not None:
-                    on_created(upload_id)
+            point = resume
+            if point is None:
+                point = ChunkedUpload(uploadId=self.create_upload(credentials), chunkSize=chunk_size, appended=0)
+                listener.on_created(point)
+            reporter = _Reporter(point, listener)
             progress = _Progress(start_chunk, start_chunk, min(start_chunk * chunk_size, size))
             if progress.appended < total_chunks:  # a resume with every chunk appended reads nothing
-                boxes = _boxed(rechunk(chunks, chunk_size))
+                boxes = _boxed(rechunk(file.chunks, chunk_size))
                 if sent > start_chunk:
-                    self._settle(credentials, upload_id, boxes, progress, sent, appending_to)
-                    if on_appended is not None:
-                        on_appended(progress.appended)
-                sender = _ChunkSender(
-                    self,
-                    credentials,
-                    upload_id,
-                    concurrency,
-                    progress,
-                    self.append_batch(chunk_size),
-                    on_sent,
-                    on_appending,
-                    on_appended,
-                )
-                self._send_rest(sender, boxes, progress, size, in_time)
-            return self.create_file(credentials, upload_id, filename, content_type, size)
+                    self._settle(credentials, point.uploadId, boxes, progress, sent, point.appendingTo)
+                    reporter.appended(progress.appended)
+                batch = self.append_batch(chunk_size)
+                sender = _ChunkSender(self, credentials, point.uploadId, concurrency, progress, batch, reporter)
+                self._send_rest(sender, boxes, progress, size, listener.in_time)
+            return self.create_file(credentials, point.uploadId, file.name, file.content_type, size)
         except AtlassianError as e:
-            judged = _protocol_error(e, resumed=resumed)
+            judged = _protocol_error(e, resumed=resume is not None)
             if judged is e:
                 raise
             raise judged from e
@@ -411,26 +436,14 @@ class ChunkedUploader:
         method: str,
         credentials: MediaCredentials,
         path: str,
-        *,
-        read_timeout: float = API_READ_TIMEOUT,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
+        **options: Any,
     ) -> requests.Response:
+        """A media call (``media_api.send_media``'s ``options``) with the environment read once per media host."""
         base_url = self._base_url(credentials)
         if base_url not in self._environment:
             self._environment[base_url] = environment_settings(base_url)
-        try:
-            return self._session.request(
-                method,
-                base_url + path,
-                headers={**media_headers(credentials), **(headers or {})},
-                timeout=(CONNECT_TIMEOUT, read_timeout),
-                allow_redirects=False,
-                **self._environment[base_url],
-                **kwargs,
-            )
-        except requests.RequestException as e:
-            raise network_error("upload", e) from e
+        environment = self._environment[base_url]
+        return send_media(self._session, method, base_url + path, credentials, environment=environment, **options)
 
 
 def _protocol_error(error: AtlassianError, *, resumed: bool) -> AtlassianError:
@@ -478,9 +491,7 @@ class _ChunkSender:
         concurrency: int,
         progress: _Progress,
         batch: int,
-        on_sent: Callable[[int, int], None] | None,
-        on_appending: Callable[[int], None] | None,
-        on_appended: Callable[[int], None] | None,
+        reporter: _Reporter,
     ) -> None:
         self._uploader = uploader
         self._credentials = credentials
@@ -488,9 +499,7 @@ class _ChunkSender:
         self._concurrency = concurrency
         self._progress = progress
         self._batch = batch
-        self._on_sent = on_sent
-        self._on_appending = on_appending
-        self._on_appended = on_appended
+        self._reporter = reporter
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="media-chunk")
         self._appender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-append")
         self._unreported: deque[tuple[Future[str], int]] = deque()  # (PUT, chunk length), in part order
@@ -560,8 +569,8 @@ class _ChunkSender:
             progress.sent += 1
             progress.sent_bytes += length
             reported = True
-        if reported and self._on_sent is not None:
-            self._on_sent(progress.sent, progress.sent_bytes)
+        if reported:
+            self._reporter.sent(progress.sent, progress.sent_bytes)
         self._appended(block=False)
         if append and self._appending is None and len(self._to_append) >= self._batch:
             self._start_append()
@@ -570,8 +579,8 @@ class _ChunkSender:
         """Append the next chunks reported sent (at most 1,000) after those appended, on the append thread."""
         etags = self._to_append[:MAX_CHUNKS_PER_APPEND]
         del self._to_append[: len(etags)]
-        if self._on_appending is not None:  # persisted before the append is on its way (see ChunkedUploader._settle)
-            self._on_appending(self._progress.appended + len(etags))
+        # persisted before the append is on its way (see ChunkedUploader._settle)
+        self._reporter.appending(self._progress.appended + len(etags))
         call = self._uploader.append
         future = self._appender.submit(call, self._credentials, self._upload_id, etags, self._progress.appended)
         self._appending = (future, len(etags))
@@ -584,5 +593,4 @@ class _ChunkSender:
         self._appending = None
         future.result()
         self._progress.appended += count
-        if self._on_appended is not None:
-            self._on_appended(self._progress.appended)
+        self._reporter.appended(self._progress.appended)

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..errors import AtlassianAuthError, AtlassianError, ConfigError, SiteUrlMissingError
-from .http_session import API_READ_TIMEOUT, CONNECT_TIMEOUT, network_error, raise_for_reply, reply_json
+from .http_session import reply_json, send
 from .secret import CLOUD_ID, AtlassianSecret
 from .url_policy import UnsafeUrlError, require_secure_url, vet_credential_url
 
@@ -104,12 +104,7 @@ def tenant_cloud_id(session: requests.Session, site_url: str) -> str:
     """``GET {siteUrl}/_edge/tenant_info`` -> ``{"cloudId"}``, asked without credentials (Atlassian KB "Retrieve
     my Atlassian site's Cloud ID"): the id that routes a scoped API token through the API gateway."""
     url = require_secure_url(site_url, "siteUrl") + "/_edge/tenant_info"
-    try:
-        response = session.get(url, timeout=(CONNECT_TIMEOUT, API_READ_TIMEOUT), allow_redirects=False)
-    except requests.RequestException as e:
-        raise network_error("workspace", e) from e
-    raise_for_reply(response, "workspace")
-    reply = reply_json(response, "workspace")
+    reply = reply_json(send(session, "GET", url, step="workspace"), "workspace")
     cloud_id = reply.get("cloudId") if isinstance(reply, dict) else None
     if not isinstance(cloud_id, str) or not CLOUD_ID.fullmatch(cloud_id):
         raise AtlassianError("the site's tenant_info named no cloud id", step="workspace", retryable=False)

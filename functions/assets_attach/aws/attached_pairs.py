@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import ContinueLaterError
 from ..jobs import LinkMarker
-from .dynamodb_calls import dynamodb_call, is_condition_failure
+from .aws_calls import aws_call, is_condition_failure
 from .job_queue import MAX_VISIBILITY_SECONDS
 
 # Renewed on every attempt: it outlives the longest park (a message handed back for SQS's 12-hour maximum) by an
@@ -82,7 +82,7 @@ class AttachedPairs:
         unattached = Attr("attachmentId").not_exists()
         settled = Attr("lostLink").not_exists()
         try:
-            with dynamodb_call("claiming the Jira attachment for the object", "jobs"):
+            with aws_call("claiming the Jira attachment for the object failed", "jobs"):
                 self._table.put_item(
                     Item={
                         "jobId": key,
@@ -97,7 +97,7 @@ class AttachedPairs:
         except ClientError as e:
             if not is_condition_failure(e):
                 raise
-        with dynamodb_call("reading the Jira attachment's claim", "jobs"):
+        with aws_call("reading the Jira attachment's claim failed", "jobs"):
             item = self._table.get_item(Key={"jobId": key}, ConsistentRead=True).get("Item") or {}
         if not item:  # released between the two calls
             return self.claim(jira_attachment_id, object_id, holder)
@@ -118,7 +118,7 @@ class AttachedPairs:
         keys = list(wanted)
         for first in range(0, len(keys), 100):
             batch = [{"jobId": key} for key in keys[first : first + 100]]  # the table's client (de)serializes
-            with dynamodb_call("reading which Jira attachments are attached", "jobs"):
+            with aws_call("reading which Jira attachments are attached failed", "jobs"):
                 reply = client.batch_get_item(
                     RequestItems={table: {"Keys": batch, "ProjectionExpression": "jobId, attachmentId"}}
                 )
@@ -131,7 +131,7 @@ class AttachedPairs:
         """Claim a pair whose lost link was settled as "never made" (False: another job settled it first)."""
         now = int(time.time())
         try:
-            with dynamodb_call("taking over the Jira attachment's claim", "jobs"):
+            with aws_call("taking over the Jira attachment's claim failed", "jobs"):
                 self._table.put_item(
                     Item={
                         "jobId": _key(jira_attachment_id, object_id),
@@ -153,7 +153,7 @@ class AttachedPairs:
         """``holder`` gives up on a pair it may have linked: the claim stays, for the next job to settle."""
         marker = link.marker.model_dump() if link.marker else None
         try:
-            with dynamodb_call("noting the Jira attachment's lost link", "jobs"):
+            with aws_call("noting the Jira attachment's lost link failed", "jobs"):
                 self._table.update_item(
                     Key={"jobId": _key(jira_attachment_id, object_id)},
                     UpdateExpression="SET lostLink = :l",
@@ -168,7 +168,7 @@ class AttachedPairs:
 
     def attached(self, jira_attachment_id: str, object_id: str, holder: str, attachment_id: str) -> None:
         """Record the pair's attachment (from now on, other jobs adopt it)."""
-        with dynamodb_call("recording the Jira attachment's link", "jobs"):
+        with aws_call("recording the Jira attachment's link failed", "jobs"):
             self._table.update_item(
                 Key={"jobId": _key(jira_attachment_id, object_id)},
                 UpdateExpression="SET attachmentId = :a, holder = :h, expiresAt = :e",
@@ -183,7 +183,7 @@ class AttachedPairs:
         """Give up ``holder``'s claim on a pair it did not attach, and made nothing for (the file failed before
         its link; see ``lost`` otherwise)."""
         try:
-            with dynamodb_call("releasing the Jira attachment's claim", "jobs"):
+            with aws_call("releasing the Jira attachment's claim failed", "jobs"):
                 self._table.delete_item(
                     Key={"jobId": _key(jira_attachment_id, object_id)},
                     ConditionExpression=Attr("holder").eq(holder)

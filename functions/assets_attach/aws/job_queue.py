@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ..errors import AttachError
 from ..jobs import JobMessage
+from .aws_calls import aws_call
 
 MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit
 MAX_DELAY_SECONDS = 900  # SQS's limit on a message's delay
@@ -20,22 +18,18 @@ class JobQueue:
 
     def send(self, message: JobMessage, *, delay_seconds: int = 0) -> None:
         """Queue a job (visible after ``delay_seconds``, at most SQS's 15 minutes)."""
-        try:
+        with aws_call("the job could not be queued; try again", "queue"):
             self._sqs.send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=message.model_dump_json(exclude_none=True),
                 DelaySeconds=max(0, min(delay_seconds, MAX_DELAY_SECONDS)),
             )
-        except (ClientError, BotoCoreError) as e:
-            raise AttachError("the job could not be queued; try again", step="queue", retryable=True) from e
 
     def hand_back(self, receipt_handle: str, wait: float) -> None:
         """Make a received message visible again after ``wait`` seconds."""
-        try:
+        with aws_call("could not set the message's visibility", "queue"):
             self._sqs.change_message_visibility(
                 QueueUrl=self._queue_url,
                 ReceiptHandle=receipt_handle,
                 VisibilityTimeout=max(0, min(int(wait), MAX_VISIBILITY_SECONDS)),
             )
-        except (ClientError, BotoCoreError) as e:
-            raise AttachError("could not set the message's visibility", step="queue", retryable=True) from e

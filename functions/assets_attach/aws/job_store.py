@@ -8,17 +8,17 @@ transaction with its index items, and listed through the table's two indexes (se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from ..errors import AttachError
 from ..filenames import repair_filename
 from ..job_listing import REF_INDEX, STATUS_INDEX, JobQuery, index_item, job_refs, position_of
 from ..jobs import FINAL_JOB_STATES, FileStatus, JobRecord, JobSpec, JobStatus, now_iso, queued_record
+from .aws_calls import aws_call, error_code, is_condition_failure
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
 MAX_EXAMINED = 300  # index entries one filtered listing reads at most before it hands out a cursor
@@ -62,25 +62,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@contextmanager
-def _dynamodb(action: str) -> Iterator[None]:
-    try:
-        yield
-    except ClientError as e:
-        if _job_exists(e):
-            raise JobExistsError("a job with this id exists already", step="jobs") from e
-        raise AttachError(f"the job store failed to {action}", step="jobs", retryable=True) from e
-    except BotoCoreError as e:
-        raise AttachError(f"the job store failed to {action}", step="jobs", retryable=True) from e
+def _dynamodb(action: str) -> AbstractContextManager[None]:
+    return aws_call(f"the job store failed to {action}", "jobs", refusal=_job_exists)
 
 
-def _job_exists(error: ClientError) -> bool:
+def _job_exists(error: ClientError) -> JobExistsError | None:
     """A conditional put of a job record failed: on its own, or as the first item of a transaction."""
-    code = error.response.get("Error", {}).get("Code")
-    if code == "ConditionalCheckFailedException":
-        return True
+    code = error_code(error)
     reasons = error.response.get("CancellationReasons") or [{}]
-    return code == "TransactionCanceledException" and str(reasons[0].get("Code")) == "ConditionalCheckFailed"
+    if is_condition_failure(error) or (
+        code == "TransactionCanceledException" and str(reasons[0].get("Code")) == "ConditionalCheckFailed"
+    ):
+        return JobExistsError("a job with this id exists already", step="jobs")
+    return None
 
 
 def _expires_at() -> int:

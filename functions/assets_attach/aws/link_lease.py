@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..errors import ContinueLaterError
-from .dynamodb_calls import dynamodb_call, is_condition_failure
+from .aws_calls import aws_call, is_condition_failure
 
 LEASE_SECONDS = 180.0  # longer than a link call may take (connect 10 s + read 60 s), with room to record it
 # A job that finds the lease taken looks again after the lease's remaining time, within these bounds: a link
@@ -76,7 +76,7 @@ class LinkLeases:
         now = time.time()
         times = {":until": int((now + self._seconds) * 1000), ":ttl": int(now) + ITEM_TTL_SECONDS}
         try:
-            with dynamodb_call("renewing the link lease", "lease"):
+            with aws_call("renewing the link lease failed", "lease"):
                 item = self._table.update_item(
                     Key=self._key(object_id),
                     UpdateExpression="SET leaseUntilMs = :until, expiresAt = :ttl",
@@ -89,7 +89,7 @@ class LinkLeases:
             if not is_condition_failure(e):
                 raise
         try:
-            with dynamodb_call("taking the link lease", "lease"):
+            with aws_call("taking the link lease failed", "lease"):
                 item = self._table.update_item(
                     Key=self._key(object_id),
                     UpdateExpression="SET holder = :me, leaseUntilMs = :until, expiresAt = :ttl, "
@@ -115,7 +115,7 @@ class LinkLeases:
     def check_free(self, object_id: str, holder: str) -> None:
         """LinkBusyError if another holder's lease on the object is running (a look before a long upload)."""
         now = time.time()
-        with dynamodb_call("reading the link lease", "lease"):
+        with aws_call("reading the link lease failed", "lease"):
             item = self._table.get_item(Key=self._key(object_id), ConsistentRead=True).get("Item") or {}
         seconds_left = float(item.get("leaseUntilMs", 0)) / 1000 - now
         if item.get("holder") not in (None, holder) and seconds_left >= 0:
@@ -131,7 +131,7 @@ class LinkLeases:
         values = {f":s{slot}": entry for slot, entry in slots.items()}
         record = ("SET " + ", ".join(f"linked.#s{slot} = :s{slot}" for slot in slots) + " ") if slots else ""
         try:
-            with dynamodb_call("releasing the link lease", "lease"):
+            with aws_call("releasing the link lease failed", "lease"):
                 self._table.update_item(
                     Key=self._key(lease.object_id),
                     UpdateExpression=f"{record}REMOVE holder",
@@ -143,7 +143,7 @@ class LinkLeases:
             if not is_condition_failure(e):
                 raise
             if slots:  # the lease ran out and was taken over: still say what those generations made
-                with dynamodb_call("recording a link on the link lease", "lease"):
+                with aws_call("recording a link on the link lease failed", "lease"):
                     self._table.update_item(
                         Key=self._key(lease.object_id),
                         UpdateExpression=record.strip(),
@@ -153,7 +153,7 @@ class LinkLeases:
 
     def linked_between(self, object_id: str, after: int, before: int) -> set[str] | None:
         """What the generations after ``after`` and before ``before`` linked; None if any left no record."""
-        with dynamodb_call("reading the link lease", "lease"):
+        with aws_call("reading the link lease failed", "lease"):
             item = self._table.get_item(Key=self._key(object_id), ConsistentRead=True).get("Item") or {}
         ring = item.get("linked") or {}
         made: set[str] = set()

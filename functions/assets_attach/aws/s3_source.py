@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
@@ -27,6 +28,7 @@ from ..errors import (
 from ..integrity import Check, client_checksum, md5_from_etag
 from ..jobs import JobFile
 from ..pins import pin_for
+from .aws_calls import aws_call, error_code
 
 CHUNK_SIZE = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
@@ -34,10 +36,6 @@ _DENIED = {"403", "AccessDenied", "AllAccessDisabled"}
 _CHANGED = {"412", "PreconditionFailed"}
 # A request S3 refuses as malformed (an over-long key, a bad argument) fails the same way every time.
 _MALFORMED = {"400", "InvalidArgument", "InvalidRequest", "KeyTooLongError", "InvalidURI", "InvalidBucketName"}
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass(frozen=True)
@@ -92,14 +90,11 @@ class S3Object:
         """The pinned content from byte ``start`` on, in chunks of CHUNK_SIZE as they arrive. Read whole, its
         full-object checksum is verified as it streams (a range has none to verify)."""
         span = {"Range": f"bytes={start}-"} if start else {}
-        try:
+        refusal = partial(_translate, uri=self.uri, step="s3-read", pinned=True)
+        with aws_call(f"cannot read {self.uri}", "s3-read", refusal=refusal, name_error=True):
             body = self.client.get_object(
                 Bucket=self.bucket, Key=self.key, ChecksumMode="ENABLED", **self.pin(), **span
             )["Body"]
-        except ClientError as e:
-            raise _translate(e, self.uri, "s3-read", pinned=True) from e
-        except BotoCoreError as e:
-            raise AttachError(f"cannot read {self.uri} ({type(e).__name__})", step="s3-read", retryable=True) from e
         yield from self._read(body)
 
     def _read(self, body: Any) -> Iterator[bytes]:
@@ -116,7 +111,7 @@ class S3Object:
 
 
 def _translate(error: ClientError, uri: str, step: Step, *, pinned: bool) -> AttachError:
-    code = _error_code(error)
+    code = error_code(error)
     if pinned and code in _MISSING:
         return SourceDeletedError(f"{uri} was deleted after the request was accepted", step=step)
     if code in _CHANGED:
@@ -172,12 +167,9 @@ class S3Source:
 
     def _head(self, bucket: str, key: str, pin: dict[str, str]) -> dict[str, Any]:
         uri = f"s3://{bucket}/{key}"
-        try:
+        refusal = partial(_translate, uri=uri, step="s3-head", pinned=bool(pin))
+        with aws_call(f"cannot reach S3 for {uri}", "s3-head", refusal=refusal, name_error=True):
             reply: dict[str, Any] = self._client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **pin)
-        except ClientError as e:
-            raise _translate(e, uri, "s3-head", pinned=bool(pin)) from e
-        except BotoCoreError as e:
-            raise AttachError(f"cannot reach S3 for {uri} ({type(e).__name__})", step="s3-head", retryable=True) from e
         return reply
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..atlassian.assets_client import AssetsClient
-from ..atlassian.media_chunked import ChunkedUploader, chunk_size_for
-from ..atlassian.media_upload import MediaCredentials, MediaUploader, UploadedMedia, confirmed_size
+from ..atlassian.media_api import MediaCredentials, UploadedMedia, confirmed_size
+from ..atlassian.media_chunked import ChunkedFile, ChunkedUploader, UploadListener, chunk_size_for
+from ..atlassian.media_upload import MediaUploader
 from ..content_types import resolve_content_type
 from ..errors import (
     AtlassianAuthError,
@@ -196,24 +197,11 @@ class Attacher:
         check = StreamCheck(source.size, source.expected_md5, source.verified_checksum)
         if start:
             check = StreamCheck(source.size, None)
+        chunks = check.wrap(source.chunks(start * chunk_size))
+        file = ChunkedFile(upload.name, upload.content_type, source.size, chunks, chunk_size)
         try:
             media = self._chunked.upload(
-                credentials,
-                filename=upload.name,
-                content_type=upload.content_type,
-                size=source.size,
-                chunks=check.wrap(source.chunks(start * chunk_size)),
-                chunk_size=chunk_size,
-                concurrency=self._style.concurrency,
-                upload_id=state.uploadId if state else None,
-                start_chunk=start,
-                sent=state.sent if state else None,
-                appending_to=state.appendingTo if state else None,
-                on_created=lambda upload_id: upload.chunks_created(upload_id, chunk_size),
-                on_sent=upload.chunks_sent,
-                on_appending=upload.chunks_appending,
-                on_appended=upload.chunks_appended,
-                in_time=upload.in_time,
+                credentials, file, concurrency=self._style.concurrency, resume=state, listener=upload
             )
         except ChunkedUploadStaleError:
             if state is None:
@@ -235,8 +223,9 @@ class Attacher:
         return media
 
 
-class _Upload:
-    """One file's step 2 across tries: what is sent, and how far it got (reported to ``report``)."""
+class _Upload(UploadListener):
+    """One file's step 2 across tries: what is sent, and how far it got (reported to ``report``); a chunked upload's
+    resume point is the one its uploader hands over."""
 
     def __init__(
         self,
@@ -248,12 +237,12 @@ class _Upload:
         in_time: Callable[[], bool],
     ) -> None:
         self.source = source
-        self.in_time = in_time
         self.name = name
         self.content_type = content_type
         self.chunked = chunked
         self.check: Check = "size"  # the integrity check the upload made
         self._report = report
+        self._in_time = in_time
         self._sent_bytes = min((chunked.sent or chunked.appended) * chunked.chunkSize, source.size) if chunked else 0
 
     def counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -263,25 +252,24 @@ class _Upload:
             sent += len(chunk)
             self._report(UploadProgress(sent))
 
-    def chunks_created(self, upload_id: str, chunk_size: int) -> None:
-        self.chunked = ChunkedUpload(uploadId=upload_id, chunkSize=chunk_size, appended=0)
-        self._sent_bytes = 0
-        self._report(UploadProgress(0, self.chunked))
+    def in_time(self) -> bool:
+        return self._in_time()
 
-    def chunks_sent(self, sent: int, sent_bytes: int) -> None:
+    def on_created(self, point: ChunkedUpload) -> None:
+        self._note(point, 0)
+
+    def on_sent(self, point: ChunkedUpload, sent_bytes: int) -> None:
         """Persisted with each chunk accepted: a resume appends these by etag instead of sending them again."""
-        assert self.chunked is not None
-        self.chunked = self.chunked.model_copy(update={"sent": sent})
-        self._sent_bytes = sent_bytes
-        self._report(UploadProgress(sent_bytes, self.chunked))
+        self._note(point, sent_bytes)
 
-    def chunks_appending(self, appending_to: int) -> None:
+    def on_appending(self, point: ChunkedUpload) -> None:
         """Persisted before the append is sent: a crash during it leaves the resume what it needs to settle it."""
-        assert self.chunked is not None
-        self.chunked = self.chunked.model_copy(update={"appendingTo": appending_to})
-        self._report(UploadProgress(self._sent_bytes, self.chunked))
+        self._note(point, self._sent_bytes)
 
-    def chunks_appended(self, appended: int) -> None:
-        assert self.chunked is not None
-        self.chunked = self.chunked.model_copy(update={"appended": appended, "appendingTo": None})
-        self._report(UploadProgress(self._sent_bytes, self.chunked))
+    def on_appended(self, point: ChunkedUpload) -> None:
+        self._note(point, self._sent_bytes)
+
+    def _note(self, point: ChunkedUpload, sent_bytes: int) -> None:
+        self.chunked = point
+        self._sent_bytes = sent_bytes
+        self._report(UploadProgress(sent_bytes, point))
