@@ -181,7 +181,8 @@ def test_a_lost_link_stays_on_the_claim_until_one_job_settles_it(ports: Ports) -
     assert pairs.claim("10001", "1234", "jobB#0").lost_link is None
     assert not pairs.take_over("10001", "1234", "jobB#0", PairClaim("jobA#0", None))  # no lost link to settle
 
-    pairs.lost("10001", "1234", "jobA#0", link)
+    pairs.lost("10001", "1234", "jobA#0", LostLink(None, "report.pdf", 1234))
+    pairs.lost("10001", "1234", "jobA#0", link)  # the last one noted is the one to settle
     pairs.release("10001", "1234", "jobA#0")  # a release cannot drop a claim that may have been linked
     ports.later(10 * CLAIM_SECONDS)  # however long after
     claim = pairs.claim("10001", "1234", "jobB#0")
@@ -201,7 +202,7 @@ def test_a_lost_link_without_a_marker_and_settled_as_attached_keeps_the_attachme
 
     pairs.attached("10001", "1234", "jobA#0", "88")  # B found A's copy: recorded under A, the lost link kept
     settled = pairs.claim("10001", "1234", "jobC#0")
-    assert (settled.holder, settled.attachment_id) == ("jobA#0", "88")
+    assert settled == PairClaim("jobA#0", "88", link)  # adopted by its attachment; the lost link stays inert
     assert not pairs.take_over("10001", "1234", "jobC#0", settled)
 
 
