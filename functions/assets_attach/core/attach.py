@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
-from ..atlassian.assets_client import AssetsClient
 from ..atlassian.media_api import MediaCredentials, UploadedMedia, confirmed_size
-from ..atlassian.media_chunked import ChunkedFile, ChunkedUploader, UploadListener, chunk_size_for
-from ..atlassian.media_upload import MediaUploader
+from ..atlassian.media_chunked import ChunkedFile, UploadListener, chunk_size_for
 from ..content_types import resolve_content_type
 from ..errors import (
     AtlassianAuthError,
@@ -31,27 +28,7 @@ from ..integrity import Check, StreamCheck
 from ..jobs import ChunkedUpload
 from ..observability import logger
 from ..settings import UploadMode
-
-
-class FileSource(Protocol):
-    """What the engine needs of a file: S3 objects and local files both provide it."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def content_type(self) -> str | None: ...
-    @property
-    def expected_md5(self) -> str | None: ...
-    @property
-    def verified_checksum(self) -> Check | None:
-        """A checksum the source verifies itself while it streams the whole file (S3's full-object checksum)."""
-        ...
-
-    def chunks(self, start: int = 0) -> Iterator[bytes]:
-        """The bytes from offset ``start`` on (a resumed chunked upload starts after its appended chunks)."""
-        ...
+from .ports import AssetsPort, ChunkedMediaPort, FileSource, MediaPort
 
 
 @dataclass(frozen=True)
@@ -96,10 +73,10 @@ class UploadStyle:
 class Attacher:
     def __init__(
         self,
-        assets: AssetsClient,
-        media: MediaUploader,
+        assets: AssetsPort,
+        media: MediaPort,
         max_file_size: int,
-        chunked: ChunkedUploader | None = None,
+        chunked: ChunkedMediaPort | None = None,
         style: UploadStyle = UploadStyle(mode="single"),
     ) -> None:
         self._assets = assets

@@ -14,13 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..atlassian.assets_client import AssetsClient
-from ..atlassian.jira_client import JiraAttachment, JiraClient
+from ..atlassian.jira_client import JiraAttachment
 from ..attach_request import AttachRequest, WantedFile, check_counts
-from ..aws.attached_pairs import AttachedPairs
-from ..aws.job_queue import JobQueue
-from ..aws.job_store import JobStore
-from ..aws.s3_source import S3Source
 from ..errors import (
     AttachError,
     BadRequestError,
@@ -30,6 +25,7 @@ from ..errors import (
     check_size,
 )
 from ..jobs import MAX_NEW_RECORD_BYTES, JobFile, JobMessage, JobSpec, new_job_id, new_record_bytes
+from .ports import AssetsPort, ClaimsPort, JiraPort, QueuePort, S3Port, StorePort
 
 # What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).
 IDEMPOTENCY_KEY = "[objectIds, objectKeys, files[*].[bucket, key, versionId, etag, jiraAttachmentId, filename]]"
@@ -39,12 +35,12 @@ IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
 class Intake:
     def __init__(
         self,
-        s3: S3Source,
-        jira: JiraClient,
-        assets: AssetsClient,
-        pairs: AttachedPairs,
-        store: JobStore,
-        queue: JobQueue,
+        s3: S3Port,
+        jira: JiraPort,
+        assets: AssetsPort,
+        pairs: ClaimsPort,
+        store: StorePort,
+        queue: QueuePort,
         *,
         allowed_buckets: frozenset[str],
         max_file_size: int,

@@ -7,12 +7,9 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from ..atlassian.assets_client import AssetsClient, Attachment
-from ..atlassian.jira_client import JiraClient
-from ..aws.attached_pairs import AttachedPairs, LostLink, PairBusyError, busy
-from ..aws.job_store import JobStore
-from ..aws.link_lease import Lease, LinkLeases
-from ..aws.s3_source import S3Source
+from ..atlassian.assets_client import Attachment
+from ..aws.attached_pairs import LostLink, PairBusyError, busy
+from ..aws.link_lease import Lease
 from ..errors import (
     AtlassianError,
     AttachError,
@@ -25,8 +22,9 @@ from ..job_listing import ref_object
 from ..jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, LinkMarker, Target
 from ..observability import NAMESPACE, logger, metrics
 from . import retry_policy
-from .attach import Attacher, FileSource, UploadProgress
+from .attach import Attacher, UploadProgress
 from .link_recovery import candidates, decide_recovery, marker_before_link
+from .ports import AssetsPort, ClaimsPort, FileSource, JiraPort, LeasesPort, S3Port, StorePort
 
 PROGRESS_SECONDS = 10.0  # how often a long upload logs its progress and updates bytesSent
 # Time to keep in hand before starting a file: the fixed steps plus the bytes at a cautious 10 MiB/s.
@@ -57,7 +55,7 @@ class ProgressRecord:
     """An upload's progress in the job record: a chunked upload's state after every append (what a retry resumes),
     ``bytesSent`` and a log line at most every PROGRESS_SECONDS."""
 
-    def __init__(self, store: JobStore, job_id: str, index: int, size: int) -> None:
+    def __init__(self, store: StorePort, job_id: str, index: int, size: int) -> None:
         self._store = store
         self._job_id = job_id
         self._index = index
@@ -84,12 +82,12 @@ class JobRunner:
     def __init__(
         self,
         attacher: Attacher,
-        assets: AssetsClient,
-        s3: S3Source,
-        jira: JiraClient,
-        store: JobStore,
-        leases: LinkLeases,
-        pairs: AttachedPairs,
+        assets: AssetsPort,
+        s3: S3Port,
+        jira: JiraPort,
+        store: StorePort,
+        leases: LeasesPort,
+        pairs: ClaimsPort,
     ):
         self._attacher = attacher
         self._assets = assets

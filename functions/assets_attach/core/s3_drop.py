@@ -17,12 +17,12 @@ from urllib.parse import unquote, unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from ..aws.s3_source import S3Source
 from ..errors import BadRequestError, SourceChangedError, SourceNotFoundError
 from ..jobs import JobMessage, JobSpec
 from ..object_ids import normalize_object_id, normalize_object_key, parse_object_ids, parse_object_keys
 from ..pins import pin_for
 from ..settings import Settings
+from .ports import S3Port
 
 META_OBJECT_ID = "assets-object-id"
 META_OBJECT_KEY = "assets-object-key"
@@ -112,7 +112,7 @@ def named_file(metadata: Mapping[str, str]) -> tuple[str, str]:
     return unquote(metadata.get(META_FILENAME, "")), unquote(metadata.get(META_COMMENT, ""))
 
 
-def decide(drop: Drop, s3: S3Source, settings: Settings, workspace_id: Callable[[], str]) -> Decision:
+def decide(drop: Drop, s3: S3Port, settings: Settings, workspace_id: Callable[[], str]) -> Decision:
     """Read the object's metadata and turn the drop into a job, or say why it is skipped."""
     prefix = settings.s3_key_prefix
     if settings.uploads_bucket and drop.bucket != settings.uploads_bucket:

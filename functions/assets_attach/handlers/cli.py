@@ -27,7 +27,8 @@ from ..backfill.prefix import default_manifest, write_prefix_manifest
 from ..backfill.progress import Progress
 from ..backfill.run import Backfill, Pace, report_rows, write_report
 from ..backfill.state import StateFile, state_path
-from ..core.attach import FileSource, UploadProgress
+from ..core.attach import UploadProgress
+from ..core.ports import FileSource
 from ..errors import (
     AtlassianAuthError,
     AtlassianError,
