@@ -25,12 +25,12 @@ from typing import Any, NoReturn
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import ClientError
 
+from assets_attach.api_models import FileStatus
 from assets_attach.atlassian.assets_client import AssetsClient
 from assets_attach.atlassian.media_upload import MediaUploader
 from assets_attach.atlassian.multipart import MultipartBody
 from assets_attach.aws.attached_pairs import AttachedPairs
 from assets_attach.core.job_runner import JobRunner
-from assets_attach.jobs import FileStatus
 
 MARKER = "crash point reached: "
 HOOK_MARKER = "fault hook fired: "

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from assets_attach.api_models import FileStatus, JobStatus
 from assets_attach.atlassian.assets_client import Attachment
 from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
 from assets_attach.aws.attached_pairs import LostLink, PairClaim
@@ -23,7 +24,8 @@ from assets_attach.aws.link_lease import Lease, lease_taken
 from assets_attach.core.attach import Attacher
 from assets_attach.core.job_runner import JobRunner
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
-from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, queued_record
+from assets_attach.job_record import JobRecord, queued_record
+from assets_attach.jobs import JobSpec
 
 
 class FakeStore:

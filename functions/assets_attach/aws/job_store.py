@@ -15,10 +15,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..api_models import FileStatus, JobStatus
 from ..errors import AttachError
 from ..filenames import repair_filename
 from ..job_listing import REF_INDEX, STATUS_INDEX, JobQuery, index_item, job_refs, position_of
-from ..jobs import FINAL_JOB_STATES, FileStatus, JobRecord, JobSpec, JobStatus, now_iso, queued_record
+from ..job_record import FINAL_JOB_STATES, JobRecord, now_iso, queued_record
+from ..jobs import JobSpec
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
 MAX_EXAMINED = 300  # index entries one filtered listing reads at most before it hands out a cursor

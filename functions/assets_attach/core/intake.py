@@ -29,7 +29,8 @@ from ..errors import (
     SourceNotFoundError,
     check_size,
 )
-from ..jobs import MAX_NEW_RECORD_BYTES, JobFile, JobMessage, JobSpec, new_job_id, new_record_bytes
+from ..job_record import MAX_NEW_RECORD_BYTES, new_record_bytes
+from ..jobs import JobFile, JobMessage, JobSpec, new_job_id
 
 # What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).
 IDEMPOTENCY_KEY = "[objectIds, objectKeys, files[*].[bucket, key, versionId, etag, jiraAttachmentId, filename]]"

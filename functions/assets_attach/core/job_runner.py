@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from ..api_models import JobStatus
 from ..atlassian.assets_client import AssetsClient, Attachment
 from ..atlassian.jira_client import JiraClient
 from ..aws.attached_pairs import AttachedPairs, LostLink, PairBusyError, busy
@@ -22,7 +23,8 @@ from ..errors import (
     LinkOutcomeUnknownError,
 )
 from ..job_listing import ref_object
-from ..jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, LinkMarker, Target
+from ..job_record import ChunkedUpload, FileRecord, JobRecord, LinkMarker
+from ..jobs import JobFile, JobSpec, Target
 from ..observability import NAMESPACE, logger, metrics
 from . import retry_policy
 from .attach import Attacher, FileSource, UploadProgress
