@@ -142,7 +142,7 @@ class Point:
 _after_credentials = _die_after(AssetsClient, "media_credentials")
 _after_upload_reply = _die_after(MediaUploader, "upload")
 _after_link_reply = _die_after(AssetsClient, "link")
-_after_first_pair = _die_after(JobRunner, "_attach_pair", lambda _runner, _job_id, index, *_, **__: index == 0)
+_after_first_pair = _die_after(JobRunner, "_attach_pair", lambda _runner, ledger, *_, **__: ledger.index == 0)
 _after_pair_claim = _die_after(AttachedPairs, "claim")
 
 POINTS: dict[str, Point] = {

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from assets_attach.api_models import FileStatus, JobStatus
 from assets_attach.atlassian.assets_client import Attachment
 from assets_attach.atlassian.media_upload import MediaCredentials, UploadedMedia
 from assets_attach.aws.attached_pairs import LostLink, PairClaim
@@ -24,7 +23,7 @@ from assets_attach.aws.link_lease import Lease, lease_taken
 from assets_attach.core.attach import Attacher
 from assets_attach.core.job_runner import JobRunner
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
-from assets_attach.job_record import JobRecord, queued_record
+from assets_attach.job_record import FileChange, JobChange, JobRecord, queued_record
 from assets_attach.jobs import JobSpec
 
 
@@ -52,11 +51,11 @@ class FakeStore:
     def add_refs(self, record: JobRecord, refs: list[str]) -> None:
         self.refs.setdefault(record.jobId, set()).update(refs)
 
-    def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None:
-        self.items[job_id].update(fields, **({"status": status} if status else {}))
+    def update(self, job_id: str, change: JobChange) -> None:
+        self.items[job_id].update(change.fields())
 
-    def update_file(self, job_id: str, index: int, *, status: FileStatus | None = None, **fields: Any) -> None:
-        self.items[job_id]["files"][index].update(fields, **({"status": status} if status else {}))
+    def update_file(self, job_id: str, index: int, change: FileChange) -> None:
+        self.items[job_id]["files"][index].update(change.fields())
 
 
 class FakeClock:
