@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from . import __version__
+from .api_models import JobStatus, JobView
 from .attach_request import AttachRequestBody
 from .errors import error_codes
 from .job_listing import DEFAULT_LIMIT, MAX_ISSUE_KEY, MAX_LIMIT
-from .jobs import JobStatus, JobView
 
 
 class JobAccepted(BaseModel):

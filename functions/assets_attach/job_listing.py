@@ -25,8 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast, get_args
 
+from .api_models import JobStatus
 from .errors import BadRequestError
-from .jobs import JobRecord, JobStatus
+from .job_record import JobRecord
 from .object_ids import normalize_object_id
 
 REF_INDEX = "byRef"

@@ -22,11 +22,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from .api_document import JobAccepted
+from .api_models import JobView
 from .atlassian.http_session import retry_after_seconds
 from .atlassian.secret import SecretSource
 from .atlassian.url_policy import require_secure_url
 from .errors import AttachError, ConfigError
-from .jobs import JobView
 
 API_URL_ENV = "ASSETS_ATTACH_API_URL"
 TOKEN_ENV = "ASSETS_ATTACH_TOKEN"  # noqa: S105 - the variable's name

@@ -21,7 +21,7 @@ from assets_attach.errors import (
     IntegrityError,
     MediaTokenExpiredError,
 )
-from assets_attach.jobs import ChunkedUpload
+from assets_attach.job_record import ChunkedUpload
 from devstack.atlassian_sim import STEPS, AtlassianSimulator, Fault
 
 OBJ = "1234"

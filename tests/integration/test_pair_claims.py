@@ -10,7 +10,7 @@ import pytest
 
 from assets_attach.aws.attached_pairs import AttachedPairs, LostLink
 from assets_attach.aws.job_queue import MAX_VISIBILITY_SECONDS
-from assets_attach.jobs import LinkMarker
+from assets_attach.job_record import LinkMarker
 from devstack.stack import LocalStack
 
 HOUR = 3600

@@ -20,7 +20,8 @@ from assets_attach.aws.job_store import JobExistsError, JobStore
 from assets_attach.aws.link_lease import LEASE_SECONDS, RING_SIZE, LinkBusyError, LinkLeases
 from assets_attach.core.ports import ClaimsPort, LeasesPort, StorePort
 from assets_attach.job_listing import JobQuery, ref_object
-from assets_attach.jobs import JobFile, JobRecord, JobSpec, LinkMarker
+from assets_attach.job_record import ChunkedUpload, FileChange, JobChange, JobRecord, LinkMarker
+from assets_attach.jobs import JobFile, JobSpec
 from devstack.stack import LocalStack
 
 HOUR = 3600
@@ -244,20 +245,20 @@ def test_a_job_is_created_once_and_read_back_typed(ports: Ports) -> None:
 
 
 def write_changes(store: StorePort, job_id: str) -> None:
-    """Every kind of change the job core writes, as today's ``update``/``update_file`` take them (kept in one place
-    for the typed record changes to replace)."""
-    store.update(job_id, status="running", attempts=1)
-    store.update(job_id, objectId="77")
-    store.update_file(job_id, 0, objectId="77")
-    store.update_file(job_id, 0, waitingFor="jobB")
-    store.update_file(job_id, 0, status="uploading", waitingFor=None)
-    chunked = {"uploadId": "u1", "chunkSize": 4, "appended": 1, "sent": 2, "appendingTo": None}
-    store.update_file(job_id, 0, bytesSent=8, chunkedUpload=chunked)
-    store.update_file(job_id, 0, status="linking", mediaId="m1", linkMarker={"afterId": 41, "generation": 3})
-    store.update_file(job_id, 0, status="attached", attachmentId="101", mediaId="m1", integrityCheck="md5")
-    store.update_file(job_id, 1, status="failed", error="gone", errorCode="source_deleted")
-    store.update(job_id, status="failed", error="1 of 2 file(s) failed")
-    store.update(job_id, status=None, error=None)  # no status: it stays; None: stored as null
+    """Every kind of change the job core writes."""
+    store.update(job_id, JobChange(status="running", attempts=1))
+    store.update(job_id, JobChange(objectId="77"))
+    store.update_file(job_id, 0, FileChange(objectId="77"))
+    store.update_file(job_id, 0, FileChange(waitingFor="jobB"))
+    store.update_file(job_id, 0, FileChange(status="uploading", waitingFor=None))
+    chunked = ChunkedUpload(uploadId="u1", chunkSize=4, appended=1, sent=2)
+    store.update_file(job_id, 0, FileChange(bytesSent=8, chunkedUpload=chunked))
+    marker = LinkMarker(afterId=41, generation=3)
+    store.update_file(job_id, 0, FileChange(status="linking", mediaId="m1", linkMarker=marker))
+    store.update_file(job_id, 0, FileChange(status="attached", attachmentId="101", mediaId="m1", integrityCheck="md5"))
+    store.update_file(job_id, 1, FileChange(status="failed", error="gone", errorCode="source_deleted"))
+    store.update(job_id, JobChange(status="failed", error="1 of 2 file(s) failed"))
+    store.update(job_id, JobChange(error=None))  # no status: it stays; None: stored as null
 
 
 def test_changes_read_back_as_written(ports: Ports) -> None:
@@ -302,7 +303,7 @@ def test_changes_read_back_as_written(ports: Ports) -> None:
 def test_a_job_is_listed_by_the_refs_added_once_its_objects_are_known(ports: Ports) -> None:
     store = ports.store
     store.create("j1", JobSpec(objectKeys=["HW-42"], files=[S3_FILE]))
-    store.update_file("j1", 0, objectId="77")
+    store.update_file("j1", 0, FileChange(objectId="77"))
     assert "j1" not in ports.listed_for_object("77")
 
     record = store.get("j1")
@@ -324,7 +325,7 @@ def test_a_failed_drops_record_is_replaced_by_its_job_only_while_no_attempt_touc
     assert (replaced.status, replaced.origin, [f.objectId for f in replaced.files]) == ("queued", "s3", ["77", "78"])
     assert "drop" in ports.listed_for_object("78")
 
-    store.update("drop", attempts=1)
+    store.update("drop", JobChange(attempts=1))
     with pytest.raises(JobExistsError):
         store.replace_failed_drop("drop", JobSpec(objectIds=["79"], files=[S3_FILE], origin="s3"))
     with pytest.raises(JobExistsError):

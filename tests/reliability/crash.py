@@ -45,7 +45,7 @@ import requests
 
 from assets_attach.aws.job_store import JobStore
 from assets_attach.core import s3_drop
-from assets_attach.jobs import JobRecord
+from assets_attach.job_record import JobRecord
 from devstack.atlassian_sim import AtlassianSimulator, Fault, SimAttachment
 from reliability.crash_points import HOOK_MARKER, LINK_REPLY_DELAY_SECONDS, MARKER, POINTS, SECRET_FAILS_ONCE, Point
 from reliability.harness import OBJECTS, Suite

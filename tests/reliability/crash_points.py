@@ -25,12 +25,12 @@ from typing import Any, NoReturn
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import ClientError
 
+from assets_attach.api_models import FileStatus
 from assets_attach.atlassian.assets_client import AssetsClient
 from assets_attach.atlassian.media_upload import MediaUploader
 from assets_attach.atlassian.multipart import MultipartBody
 from assets_attach.aws.attached_pairs import AttachedPairs
 from assets_attach.core.job_runner import JobRunner
-from assets_attach.jobs import FileStatus
 
 MARKER = "crash point reached: "
 HOOK_MARKER = "fault hook fired: "
@@ -142,7 +142,7 @@ class Point:
 _after_credentials = _die_after(AssetsClient, "media_credentials")
 _after_upload_reply = _die_after(MediaUploader, "upload")
 _after_link_reply = _die_after(AssetsClient, "link")
-_after_first_pair = _die_after(JobRunner, "_attach_pair", lambda _runner, _job_id, index, *_, **__: index == 0)
+_after_first_pair = _die_after(JobRunner, "_attach_pair", lambda _runner, ledger, *_, **__: ledger.index == 0)
 _after_pair_claim = _die_after(AttachedPairs, "claim")
 
 POINTS: dict[str, Point] = {

@@ -45,8 +45,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
 
+from assets_attach.api_models import FileView, JobView
 from assets_attach.core import s3_drop
-from assets_attach.jobs import FileView, JobView
 from reliability.harness import OBJECTS, Suite
 from reliability.report import Figure, Report
 from reliability.scale import FULL, REDUCED, Scale

@@ -27,7 +27,8 @@ from assets_attach.core.attach import Attacher
 from assets_attach.core.job_runner import JobRunner
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError, SourceNotFoundError
 from assets_attach.job_listing import job_refs
-from assets_attach.jobs import FileStatus, JobRecord, JobSpec, JobStatus, now_iso, queued_record
+from assets_attach.job_record import FileChange, JobChange, JobRecord, now_iso, queued_record
+from assets_attach.jobs import JobSpec
 
 
 class FakeStore:
@@ -62,11 +63,11 @@ class FakeStore:
         stored = JobRecord.model_validate(self.items[job_id])
         self.add_refs(stored, job_refs(stored))  # the objects it names now, found as any job's
 
-    def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None:
-        self.items[job_id].update(fields, **({"status": status} if status else {}), updatedAt=now_iso())
+    def update(self, job_id: str, change: JobChange) -> None:
+        self.items[job_id].update(change.fields(), updatedAt=now_iso())
 
-    def update_file(self, job_id: str, index: int, *, status: FileStatus | None = None, **fields: Any) -> None:
-        self.items[job_id]["files"][index].update(fields, **({"status": status} if status else {}))
+    def update_file(self, job_id: str, index: int, change: FileChange) -> None:
+        self.items[job_id]["files"][index].update(change.fields())
         self.items[job_id]["updatedAt"] = now_iso()
 
 

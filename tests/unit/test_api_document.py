@@ -10,10 +10,11 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from assets_attach import errors
 from assets_attach.api_document import build, render
+from assets_attach.api_models import JobView
 from assets_attach.attach_request import AttachRequestBody
 from assets_attach.errors import error_codes
 from assets_attach.job_listing import QUERY_FIELDS
-from assets_attach.jobs import FileRecord, JobRecord, JobView
+from assets_attach.job_record import FileRecord, JobRecord
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi.json"
 

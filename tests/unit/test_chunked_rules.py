@@ -32,7 +32,7 @@ from assets_attach.atlassian.media_chunked import (
     rechunk,
 )
 from assets_attach.errors import AtlassianError, FileTooLargeError, IntegrityError, MediaHostNotAllowedError
-from assets_attach.jobs import ChunkedUpload
+from assets_attach.job_record import ChunkedUpload
 
 CREDS = MediaCredentials.model_validate(
     {"clientId": "client", "mediaBaseUrl": "https://api.media.atlassian.com", "mediaJwtToken": "jwt"}

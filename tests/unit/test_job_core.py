@@ -10,6 +10,7 @@ from unit.fakes import JobCore
 from assets_attach.aws.attached_pairs import PairBusyError, PairClaim
 from assets_attach.core import retry_policy
 from assets_attach.errors import AtlassianError, AttachError, BadRequestError, ContinueLaterError, DeadlineError
+from assets_attach.job_record import FileChange
 from assets_attach.jobs import JobFile, JobSpec
 
 OBJECT = "1234"
@@ -202,8 +203,8 @@ def test_a_crash_after_a_jira_pair_is_linked_leaves_it_to_adopt_not_to_wait_for(
     def kill(*args: Any, **fields: Any) -> None:
         raise SystemExit(f"killed writing the {killed_at}")
 
-    def file_or_kill(job_id: str, index: int, **fields: Any) -> None:
-        (kill if fields.get("status") == "attached" else record_file)(job_id, index, **fields)
+    def file_or_kill(job_id: str, index: int, change: FileChange) -> None:
+        (kill if change.status == "attached" else record_file)(job_id, index, change)
 
     if killed_at == "job record":
         core.store.update_file = file_or_kill  # type: ignore[method-assign]

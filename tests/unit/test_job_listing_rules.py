@@ -16,7 +16,7 @@ from assets_attach.job_listing import (
     parse_job_query,
     position_of,
 )
-from assets_attach.jobs import FileRecord, JobRecord
+from assets_attach.job_record import FileRecord, JobRecord
 
 
 def _workspace() -> str:

@@ -14,7 +14,7 @@ from assets_attach.core import retry_policy
 from assets_attach.core.job_runner import seconds_needed
 from assets_attach.errors import AttachError, BadRequestError, ConfigError
 from assets_attach.handlers.webhook import wait_budget
-from assets_attach.jobs import JobRecord
+from assets_attach.job_record import JobRecord
 from assets_attach.object_ids import parse_object_ids
 from assets_attach.pins import pin_for
 from assets_attach.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assets_attach.errors import AtlassianError, ObjectNotFoundError, SourceDeletedError
-from assets_attach.jobs import FileRecord, JobRecord
+from assets_attach.job_record import FileRecord, JobRecord
 from assets_attach.sentences import as_sentence
 
 

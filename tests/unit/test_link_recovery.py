@@ -12,7 +12,7 @@ from assets_attach.core.link_recovery import (
     marker_before_link,
     size_matches,
 )
-from assets_attach.jobs import LinkMarker
+from assets_attach.job_record import LinkMarker
 
 
 def att(id_: str, filename: str = "report.pdf", filesize: str | None = "12 B") -> Attachment:

@@ -51,7 +51,7 @@ from ..errors import (
     IntegrityError,
     MediaTokenExpiredError,
 )
-from ..jobs import ChunkedUpload
+from ..job_record import ChunkedUpload
 from .http_session import environment_settings
 from .media_api import MediaCredentials, UploadedMedia, send_media, uploaded_media
 from .url_policy import check_media_base_url

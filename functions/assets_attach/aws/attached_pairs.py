@@ -28,7 +28,7 @@ from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
 from ..errors import ContinueLaterError
-from ..jobs import LinkMarker
+from ..job_record import LinkMarker
 from .aws_calls import aws_call, is_condition_failure
 from .job_queue import MAX_VISIBILITY_SECONDS
 

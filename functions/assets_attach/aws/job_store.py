@@ -1,8 +1,9 @@
 """The job store: job records in DynamoDB, the only place that reads or writes them.
 
 DynamoDB failures become retryable AttachErrors (the webhook answers 503, the worker retries); a job that
-exists already is a ``JobExistsError``. Records come back as typed ``JobRecord``s. A new job is written in one
-transaction with its index items, and listed through the table's two indexes (see job_listing).
+exists already is a ``JobExistsError``. Records come back as typed ``JobRecord``s and change through typed
+``JobChange``s and ``FileChange``s (job_record). A new job is written in one transaction with its index items, and
+listed through the table's two indexes (see job_listing).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from botocore.exceptions import ClientError
 from ..errors import AttachError
 from ..filenames import repair_filename
 from ..job_listing import REF_INDEX, STATUS_INDEX, JobQuery, index_item, job_refs, position_of
-from ..jobs import FINAL_JOB_STATES, FileStatus, JobRecord, JobSpec, JobStatus, now_iso, queued_record
+from ..job_record import FINAL_JOB_STATES, FileChange, JobChange, JobRecord, now_iso, queued_record
+from ..jobs import JobSpec
 from .aws_calls import aws_call, error_code, is_condition_failure
 
 JOB_RECORD_TTL_SECONDS = 30 * 24 * 3600
@@ -155,7 +157,7 @@ class JobStore:
         try:
             self._create(record, "record the failed drop")
         except JobExistsError:  # an earlier receive made the job: it fails with this reason
-            self.update(job_id, status="failed", error=reason)
+            self.update(job_id, JobChange(status="failed", error=reason))
 
     def get(self, job_id: str) -> JobRecord | None:
         with _dynamodb("read the job"):
@@ -269,11 +271,9 @@ class JobStore:
             )
         return int(reply["Attributes"]["retries"])
 
-    def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None:
-        """Set the job's status and/or top-level fields (a None value stores an explicit null)."""
-        if status is not None:
-            fields["status"] = status
-        fields["updatedAt"] = now_iso()
+    def update(self, job_id: str, change: JobChange) -> None:
+        """Write the job's fields ``change`` gives (a None stores an explicit null), and stamp ``updatedAt``."""
+        fields = {**change.fields(), "updatedAt": now_iso()}
         with _dynamodb("update the job"):
             self._table.update_item(
                 Key={"jobId": job_id},
@@ -282,10 +282,9 @@ class JobStore:
                 ExpressionAttributeValues={f":{k}": v for k, v in fields.items()},
             )
 
-    def update_file(self, job_id: str, index: int, *, status: FileStatus | None = None, **fields: Any) -> None:
-        """Set one file's status and/or fields."""
-        if status is not None:
-            fields["status"] = status
+    def update_file(self, job_id: str, index: int, change: FileChange) -> None:
+        """Write the fields ``change`` gives to one (file, object) pair's entry (a None stores an explicit null)."""
+        fields = change.fields()
         sets = [f"#files[{index}].#{k} = :{k}" for k in fields] + ["#updatedAt = :updatedAt"]
         with _dynamodb("update the job"):
             self._table.update_item(

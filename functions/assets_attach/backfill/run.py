@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..api_document import JobAccepted
-from ..jobs import FINAL_JOB_STATES
+from ..job_record import FINAL_JOB_STATES
 from ..stack_api import RemoteJob, StackApiError
 from .grouping import Group, group_rows
 from .manifest import BadRow, Row, checked_rows

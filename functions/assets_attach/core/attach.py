@@ -25,7 +25,7 @@ from ..errors import (
     check_size,
 )
 from ..integrity import Check, StreamCheck
-from ..jobs import ChunkedUpload
+from ..job_record import ChunkedUpload
 from ..observability import logger
 from ..settings import UploadMode
 from .ports import AssetsPort, ChunkedMediaPort, FileSource, MediaPort

@@ -24,7 +24,8 @@ from ..errors import (
     SourceNotFoundError,
     check_size,
 )
-from ..jobs import MAX_NEW_RECORD_BYTES, JobFile, JobMessage, JobSpec, new_job_id, new_record_bytes
+from ..job_record import MAX_NEW_RECORD_BYTES, JobChange, new_record_bytes
+from ..jobs import JobFile, JobMessage, JobSpec, new_job_id
 from .ports import AssetsPort, ClaimsPort, JiraPort, QueuePort, S3Port, StorePort
 
 # What makes two requests "the same": object, S3 objects with their versions, and names (JobSpec's field names).
@@ -140,7 +141,7 @@ class Intake:
         try:
             self._queue.send(JobMessage(jobId=job_id, spec=spec))
         except AttachError:
-            self._store.update(job_id, status="failed", error="the job could not be queued")
+            self._store.update(job_id, JobChange(status="failed", error="the job could not be queued"))
             raise
         return {"jobId": job_id}
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from ..api_models import JobStatus
 from ..atlassian.assets_client import Attachment
 from ..aws.attached_pairs import LostLink, PairBusyError, busy
 from ..aws.link_lease import Lease
@@ -19,11 +20,13 @@ from ..errors import (
     LinkOutcomeUnknownError,
 )
 from ..job_listing import ref_object
-from ..jobs import ChunkedUpload, FileRecord, JobFile, JobRecord, JobSpec, JobStatus, LinkMarker, Target
+from ..job_record import ChunkedUpload, FileRecord, JobChange, JobRecord, LinkMarker
+from ..jobs import JobFile, JobSpec, Target
 from ..observability import NAMESPACE, logger, metrics
 from . import retry_policy
 from .attach import Attacher, UploadProgress
 from .link_recovery import candidates, decide_recovery, marker_before_link
+from .pair_ledger import PairLedger
 from .ports import AssetsPort, ClaimsPort, FileSource, JiraPort, LeasesPort, S3Port, StorePort
 
 PROGRESS_SECONDS = 10.0  # how often a long upload logs its progress and updates bytesSent
@@ -55,10 +58,8 @@ class ProgressRecord:
     """An upload's progress in the job record: a chunked upload's state after every append (what a retry resumes),
     ``bytesSent`` and a log line at most every PROGRESS_SECONDS."""
 
-    def __init__(self, store: StorePort, job_id: str, index: int, size: int) -> None:
-        self._store = store
-        self._job_id = job_id
-        self._index = index
+    def __init__(self, ledger: PairLedger, size: int) -> None:
+        self._ledger = ledger
         self._size = size
         self._chunked: ChunkedUpload | None = None
         self._shown = time.monotonic()
@@ -68,11 +69,9 @@ class ProgressRecord:
         due = now - self._shown >= PROGRESS_SECONDS
         if progress.chunked is not None and progress.chunked != self._chunked:
             self._chunked = progress.chunked
-            self._store.update_file(
-                self._job_id, self._index, bytesSent=progress.bytes_sent, chunkedUpload=progress.chunked.model_dump()
-            )
+            self._ledger.resume_point(progress.chunked, progress.bytes_sent)
         elif due:
-            self._store.update_file(self._job_id, self._index, bytesSent=progress.bytes_sent)
+            self._ledger.progress(progress.bytes_sent)
         if due:
             self._shown = now
             logger.info("uploading", extra={"bytesSent": progress.bytes_sent, "size": self._size})
@@ -110,7 +109,7 @@ class JobRunner:
         if all(f.done for f in record.files):
             logger.info("every file of this job is done; nothing to do", extra={"status": record.status})
             return record
-        self._store.update(job_id, status="running", attempts=record.attempts + 1)
+        self._store.update(job_id, JobChange(status="running", attempts=record.attempts + 1))
 
         invocation = time_left()  # the time this invocation started the job with
         resolved: dict[str, str] = {}  # object key → id, in this invocation
@@ -118,20 +117,21 @@ class JobRunner:
         for index, ((wanted, target), state) in enumerate(zip(spec.pairs(), record.files, strict=True)):
             if state.done:
                 continue
+            ledger = PairLedger(self._store, job_id, index)
             logger.append_keys(source=wanted.source, objectId=state.objectId or target.object_key)
             object_id = state.objectId
             try:
                 self._check_time(wanted, time_left(), invocation)
                 if object_id is None:
-                    object_id = self._object_id(job_id, index, target, resolved)
+                    object_id = self._object_id(ledger, target, resolved)
                     self._store.add_refs(record, [ref_object(object_id)])  # found by the object's id from now on
                     if index == 0 and record.objectId is None:  # the job view's objectId: the first pair's
-                        self._store.update(job_id, objectId=object_id)
-                self._attach_pair(job_id, index, object_id, wanted, state, time_left)
+                        self._store.update(job_id, JobChange(objectId=object_id))
+                self._attach_pair(ledger, object_id, wanted, state, time_left)
             except PairBusyError as e:
                 logger.info("the pair waits for another job", extra={"waitingFor": e.holder_job})
                 if state.waitingFor != e.holder_job:
-                    self._store.update_file(job_id, index, waitingFor=e.holder_job)
+                    ledger.waiting_for(e.holder_job)
                 waiting = waiting or e
             except Exception as caught:
                 error = retry_policy.permanent_error(caught)
@@ -143,10 +143,10 @@ class JobRunner:
                     extra={"error": str(error), "step": error.step, "code": error.code},
                     exc_info=not isinstance(caught, AttachError),  # a defect: its traceback is what to fix
                 )
-                self._store.update_file(job_id, index, status="failed", error=str(error), errorCode=error.code)
+                ledger.failed(error)
                 if wanted.jiraAttachmentId and object_id:
                     lost = isinstance(error, LinkOutcomeUnknownError | LinkAmbiguousError)
-                    self._give_up_pair(job_id, index, wanted.jiraAttachmentId, object_id, may_have_linked=lost)
+                    self._give_up_pair(ledger, wanted.jiraAttachmentId, object_id, may_have_linked=lost)
         if waiting is not None:
             raise waiting  # every free pair is done: the job looks again at the busy ones later
 
@@ -169,7 +169,7 @@ class JobRunner:
             )
         raise DeadlineError("not enough time left in this invocation", step="deadline")
 
-    def _object_id(self, job_id: str, index: int, target: Target, resolved: dict[str, str]) -> str:
+    def _object_id(self, ledger: PairLedger, target: Target, resolved: dict[str, str]) -> str:
         """The pair's object id, resolved from its key (AQL) where the job names objects by key; recorded on the
         pair."""
         object_id = target.object_id
@@ -178,7 +178,7 @@ class JobRunner:
             if key not in resolved:
                 resolved[key] = self._assets.find_object_id(key)
             object_id = resolved[key]
-        self._store.update_file(job_id, index, objectId=object_id)
+        ledger.resolved(object_id)
         return object_id
 
     def fail(self, job_id: str, reason: str) -> None:
@@ -187,21 +187,21 @@ class JobRunner:
         for index, state in enumerate(self._finish(job_id, "failed", reason).files):
             if state.jiraAttachmentId and state.objectId and not state.done:
                 linking = state.status == "linking"
-                self._give_up_pair(job_id, index, state.jiraAttachmentId, state.objectId, may_have_linked=linking)
+                ledger = PairLedger(self._store, job_id, index)
+                self._give_up_pair(ledger, state.jiraAttachmentId, state.objectId, may_have_linked=linking)
 
     def _give_up_pair(
-        self, job_id: str, index: int, jira_attachment_id: str, object_id: str, *, may_have_linked: bool
+        self, ledger: PairLedger, jira_attachment_id: str, object_id: str, *, may_have_linked: bool
     ) -> None:
         """A Jira pair this job will not attach: released where its link surely made nothing, else left with its
         lost link on the claim (the link may have worked: the next job settles that before it links again)."""
-        holder = f"{job_id}#{index}"
         if not may_have_linked:
-            self._pairs.release(jira_attachment_id, object_id, holder)
+            self._pairs.release(jira_attachment_id, object_id, ledger.holder)
             return
-        state = self._stored(job_id).files[index]
-        logger.warning("a link of unknown outcome is left for the next job to settle", extra={"pair": holder})
+        state = self._stored(ledger.job_id).files[ledger.index]
+        logger.warning("a link of unknown outcome is left for the next job to settle", extra={"pair": ledger.holder})
         lost = LostLink(state.linkMarker, state.filename, state.size or 0)
-        self._pairs.lost(jira_attachment_id, object_id, holder, lost)
+        self._pairs.lost(jira_attachment_id, object_id, ledger.holder, lost)
 
     def _stored(self, job_id: str) -> JobRecord:
         record = self._store.get(job_id)
@@ -210,7 +210,8 @@ class JobRunner:
         return record
 
     def _finish(self, job_id: str, status: JobStatus, error: str | None = None) -> JobRecord:
-        self._store.update(job_id, status=status, error=error)  # a resumed job that succeeds loses its old error
+        # A None error is written too: a resumed job that succeeds loses its old error.
+        self._store.update(job_id, JobChange(status=status, error=error))
         logger.info("job finished", extra={"status": status, "error": error})
         if status == "failed":
             metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
@@ -218,22 +219,21 @@ class JobRunner:
 
     def _attach_pair(
         self,
-        job_id: str,
-        index: int,
+        ledger: PairLedger,
         object_id: str,
         wanted: JobFile,
         state: FileRecord,
         time_left: Callable[[], float],
     ) -> None:
-        holder = f"{job_id}#{index}"
+        holder = ledger.holder
         # This job's own interrupted link first: its copy may exist whoever holds the pair's claim by now.
-        if state.status == "linking" and self._recovered(job_id, index, object_id, wanted, state, holder):
+        if state.status == "linking" and self._recovered(ledger, object_id, wanted, state):
             return
-        if wanted.jiraAttachmentId and self._settled_by_claim(job_id, index, object_id, wanted.jiraAttachmentId):
+        if wanted.jiraAttachmentId and self._settled_by_claim(ledger, object_id, wanted.jiraAttachmentId):
             return
         self._leases.check_free(object_id, holder)  # no upload in vain while another job links to the object
         source = self._source(wanted)
-        self._store.update_file(job_id, index, status="uploading", waitingFor=None)
+        ledger.uploading()
         lease: Lease | None = None
 
         def before_link(media_id: str) -> None:
@@ -242,8 +242,7 @@ class JobRunner:
             lease = self._leases.acquire(object_id, holder)
             listed = self._attachments(object_id)
             marker = marker_before_link(listed, lease.generation) if listed is not None else None
-            stored = marker.model_dump() if marker else None
-            self._store.update_file(job_id, index, status="linking", mediaId=media_id, linkMarker=stored)
+            ledger.linking(media_id, marker)
 
         started = time.monotonic()
         try:
@@ -254,7 +253,7 @@ class JobRunner:
                 comment=wanted.comment,
                 before_link=before_link,
                 resume=state.chunkedUpload,
-                on_progress=ProgressRecord(self._store, job_id, index, wanted.size),
+                on_progress=ProgressRecord(ledger, wanted.size),
                 in_time=lambda: time_left() > FIXED_SECONDS_PER_FILE,
             )
         except Exception as e:
@@ -269,14 +268,7 @@ class JobRunner:
         # The pair's record before the job's: a crash between the two leaves a pair that adopts on redelivery,
         # where the other order would leave the pair claimed (others wait an hour, then attach it twice).
         self._pair_attached(wanted, object_id, holder, result.attachment_id)
-        self._store.update_file(
-            job_id,
-            index,
-            status="attached",
-            attachmentId=result.attachment_id,
-            mediaId=result.media_id,
-            integrityCheck=result.check,
-        )
+        ledger.attached(result.attachment_id, media_id=result.media_id, check=result.check)
         if lease is not None:
             self._leases.release(lease, {lease.generation: result.attachment_id})
         metrics.add_metric(name="FilesAttached", unit=MetricUnit.Count, value=1)
@@ -297,13 +289,13 @@ class JobRunner:
         if wanted.jiraAttachmentId:
             self._pairs.attached(wanted.jiraAttachmentId, object_id, holder, attachment_id)
 
-    def _settled_by_claim(self, job_id: str, index: int, object_id: str, jira_attachment_id: str) -> bool:
+    def _settled_by_claim(self, ledger: PairLedger, object_id: str, jira_attachment_id: str) -> bool:
         """Claim the Jira pair for this job: True when it turns out attached (adopted), False when this job is to
         attach it; PairBusyError while another job holds it. A lost link another job left is settled first."""
-        holder = f"{job_id}#{index}"
+        holder = ledger.holder
         claim = self._pairs.claim(jira_attachment_id, object_id, holder)
         if claim.attachment_id:
-            self._adopt(job_id, index, claim.attachment_id, claim.job_id)
+            self._adopt(ledger, claim.attachment_id, claim.job_id)
             return True
         if claim.holder == holder:
             return False
@@ -313,22 +305,20 @@ class JobRunner:
 
         def adopt(attachment_id: str) -> None:
             self._pairs.attached(jira_attachment_id, object_id, claim.holder, attachment_id)
-            self._adopt(job_id, index, attachment_id, claim.job_id)
+            self._adopt(ledger, attachment_id, claim.job_id)
 
         logger.info("settling the link another job lost", extra={"lostBy": claim.job_id})
         if self._settle_lost_link(object_id, holder, lost.marker, lost.filename, lost.size, adopt) is not None:
             return True
         if self._pairs.take_over(jira_attachment_id, object_id, holder, claim):
             return False
-        return self._settled_by_claim(job_id, index, object_id, jira_attachment_id)  # settled by another meanwhile
+        return self._settled_by_claim(ledger, object_id, jira_attachment_id)  # settled by another meanwhile
 
-    def _adopt(self, job_id: str, index: int, attachment_id: str, by_job: str) -> None:
+    def _adopt(self, ledger: PairLedger, attachment_id: str, by_job: str) -> None:
         """The pair is attached already: by an earlier run of this job, or by another job (named in the record)."""
-        attached_by = None if by_job == job_id else by_job
+        attached_by = None if by_job == ledger.job_id else by_job
         logger.info("the Jira attachment is on the object already", extra={"attachedBy": attached_by})
-        self._store.update_file(
-            job_id, index, status="attached", attachmentId=attachment_id, attachedBy=attached_by, waitingFor=None
-        )
+        ledger.adopted(attachment_id, attached_by)
 
     def _attachments(self, object_id: str) -> list[Attachment] | None:
         """The object's attachments, or None where the (undocumented) list endpoint is not available."""
@@ -340,18 +330,16 @@ class JobRunner:
                 return None
             raise
 
-    def _recovered(
-        self, job_id: str, index: int, object_id: str, wanted: JobFile, state: FileRecord, holder: str
-    ) -> str | None:
+    def _recovered(self, ledger: PairLedger, object_id: str, wanted: JobFile, state: FileRecord) -> str | None:
         """After this job's interrupted link: its attachment's id if it is there and provably this file's (now
         recorded); None if the list proves it absent (link again). Anything in between fails the file."""
 
         def adopt(attachment_id: str) -> None:
             logger.info("an interrupted link had attached this file", extra={"attachmentId": attachment_id})
-            self._pair_attached(wanted, object_id, holder, attachment_id)  # first, as in _attach_pair
-            self._store.update_file(job_id, index, status="attached", attachmentId=attachment_id)
+            self._pair_attached(wanted, object_id, ledger.holder, attachment_id)  # first, as in _attach_pair
+            ledger.link_recovered(attachment_id)
 
-        return self._settle_lost_link(object_id, holder, state.linkMarker, wanted.filename, wanted.size, adopt)
+        return self._settle_lost_link(object_id, ledger.holder, state.linkMarker, wanted.filename, wanted.size, adopt)
 
     def _settle_lost_link(
         self,

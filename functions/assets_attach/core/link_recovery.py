@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..atlassian.assets_client import Attachment
-from ..jobs import LinkMarker
+from ..job_record import LinkMarker
 
 _HUMAN_SIZE = re.compile(r"^\s*([0-9]+(?:[.,][0-9]+)?)\s*([kKMGT]?i?B|bytes?)?\s*$")
 _UNIT_POWER = {

@@ -9,7 +9,7 @@ moto, on the real adapters, so the fakes cannot drift from the behaviour they st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # types only: importing the ports loads no adapter (each handler loads only what it uses)
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # types only: importing the ports loads no adapter (each hand
     from ..aws.link_lease import Lease
     from ..aws.s3_source import S3Object
     from ..integrity import Check
-    from ..jobs import ChunkedUpload, FileStatus, JobMessage, JobRecord, JobSpec, JobStatus
+    from ..job_record import ChunkedUpload, FileChange, JobChange, JobRecord
+    from ..jobs import JobMessage, JobSpec
 
 
 class FileSource(Protocol):
@@ -54,8 +55,8 @@ class StorePort(Protocol):
     def get(self, job_id: str) -> JobRecord | None: ...
     def add_refs(self, record: JobRecord, refs: list[str]) -> None: ...
     def replace_failed_drop(self, job_id: str, spec: JobSpec) -> None: ...
-    def update(self, job_id: str, *, status: JobStatus | None = None, **fields: Any) -> None: ...
-    def update_file(self, job_id: str, index: int, *, status: FileStatus | None = None, **fields: Any) -> None: ...
+    def update(self, job_id: str, change: JobChange) -> None: ...
+    def update_file(self, job_id: str, index: int, change: FileChange) -> None: ...
 
 
 class LeasesPort(Protocol):

@@ -44,7 +44,8 @@ from ..errors import (
     UnsupportedMediaTypeError,
 )
 from ..job_listing import encode_cursor, parse_job_query
-from ..jobs import JobMessage, JobRecord
+from ..job_record import JobRecord
+from ..jobs import JobMessage
 from ..observability import logger, metrics, tracer
 from ..runtime import get_runtime
 from ..sentences import as_sentence
