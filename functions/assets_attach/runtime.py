@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .aws.s3_source import S3Source
     from .core.attach import Attacher
     from .core.intake import Intake
+    from .core.job_attempt import JobAttempt
     from .core.job_runner import JobRunner
     from .jobs import JobMessage
 
@@ -167,6 +168,17 @@ class Runtime:
             config=self.worker_idempotency_config,
         )(run)
         return once
+
+    @cached_property
+    def job_attempt(self) -> JobAttempt:
+        """The worker's retry handling. The job runner and the queue are built when the attempt first uses them: a
+        job that runs through never builds the queue's client."""
+        from .core.job_attempt import JobAttempt
+
+        def send(message: JobMessage, *, delay_seconds: int = 0) -> None:
+            self.job_queue.send(message, delay_seconds=delay_seconds)
+
+        return JobAttempt(self.run_job_once, lambda job_id, reason: self.job_runner.fail(job_id, reason), send)
 
     @cached_property
     def intake(self) -> Intake:

@@ -30,6 +30,7 @@ SETTINGS: dict[str, dict[str, str]] = {
 NOT_IN = {
     "webhook": {
         "assets_attach.core.attach",
+        "assets_attach.core.job_attempt",
         "assets_attach.atlassian.media_chunked",
         "assets_attach.core.job_runner",
         "assets_attach.core.link_recovery",
