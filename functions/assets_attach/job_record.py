@@ -67,6 +67,12 @@ class FileRecord(PairState):
     def done(self) -> bool:
         return self.status in FINAL_FILE_STATES
 
+    @property
+    def link_sent(self) -> bool:
+        """Step 3 may have been sent for this pair, its outcome unknown here: it reached linking (the media id is
+        recorded then) and is not attached. Still so after a retry made a failed pair pending again."""
+        return self.status == "linking" or (self.mediaId is not None and self.status != "attached")
+
 
 class JobRecord(BaseModel):
     """A stored job, as the job store reads it back."""

@@ -217,6 +217,35 @@ def test_without_the_attachment_list_a_link_still_works_but_a_lost_link_reply_is
     assert [a.filename for a in stack.sim.attachments("1234")] == ["a.txt", "b.txt"]  # never a second b.txt
 
 
+def test_a_retried_job_whose_link_outcome_was_unknown_adopts_the_copy_that_link_made(
+    stack: LocalStack, api: str, worker: LocalWorker
+) -> None:
+    """The link was made but its reply lost, and the list was then unavailable: the pair failed with
+    link_outcome_unknown. Retried once the list answers, the job finds the lost link's copy and adopts it; no
+    second copy."""
+    stack.put("attachments/b.txt", b"b")
+    stack.sim.inject("link", Fault(drop_after_bytes=0, after_success=True))  # linked; the reply never comes
+    stack.sim.inject("list", Fault(delay_seconds=0))  # the marker before the link is taken as usual
+    stack.sim.inject("list", Fault(status=404, times=1000))  # then nobody can list the object to tell
+    lost = post(api, stack, {"objectId": "1234", "s3Uri": f"s3://{stack.bucket}/attachments/b.txt"}).json()
+    worker.drain()
+    failed = job_status(stack, lost["statusUrl"])
+    assert failed["status"] == "failed" and failed["files"][0]["errorCode"] == "link_outcome_unknown", failed
+    [made] = stack.sim.attachments("1234")
+
+    stack.sim.clear_faults()
+    again = requests.post(
+        f"{lost['statusUrl']}/retry", headers={"Authorization": f"Bearer {stack.webhook_token}"}, timeout=30
+    )
+    assert again.status_code == 202, again.text
+    worker.drain()
+
+    done = job_status(stack, lost["statusUrl"])
+    assert done["status"] == "succeeded", done
+    assert [a.id for a in stack.sim.attachments("1234")] == [made.id]  # the one copy, adopted
+    assert done["files"][0]["attachmentId"] == str(made.id)
+
+
 def test_an_older_attachment_with_the_same_name_is_not_taken_for_the_interrupted_one(
     stack: LocalStack, api: str, worker: LocalWorker
 ) -> None:

@@ -331,3 +331,50 @@ def test_a_file_no_invocation_could_send_in_one_request_fails_at_once_instead_of
 
     assert [(f.status, f.errorCode) for f in record.files] == [("failed", "file_too_large"), ("attached", None)]
     assert "go on across invocations" in (record.files[0].error or "")
+
+
+def retried(core: JobCore, job_id: str) -> None:
+    """What ``POST /attachments/jobs/{jobId}/retry`` does to the record (``JobStore.retry_failed``): the failed
+    pairs pending again, without their errors; the job queued."""
+    item = core.store.items[job_id]
+    item["status"] = "queued"
+    for entry in item["files"]:
+        if entry["status"] == "failed":
+            entry["status"] = "pending"
+            entry.pop("error", None)
+            entry.pop("errorCode", None)
+
+
+@pytest.mark.parametrize("link_made", [True, False], ids=["the lost link had attached it", "it had not"])
+@pytest.mark.parametrize("source", ["s3", "jira"])
+def test_a_retried_pair_whose_link_outcome_was_unknown_finds_out_before_it_links_again(
+    source: str, link_made: bool
+) -> None:
+    """A pair failed with link_outcome_unknown (its link sent, the reply lost, the list unavailable to tell); the
+    admin retries the job. The re-run must look at the object first: adopt the copy the lost link made, or link
+    once where it made none; never a second copy."""
+    core = JobCore()
+    job = jira_job(core, "10001") if source == "jira" else spec(core, ("a.txt", b"aaa"))
+    if link_made:
+        core.atlassian.lose_next_link_reply = True
+    else:
+
+        def lost_on_the_way() -> None:
+            core.atlassian.on_link = None
+            raise AtlassianError("cannot reach Atlassian (ConnectionError)", step="link", retryable=True)
+
+        core.atlassian.on_link = lost_on_the_way
+    with pytest.raises(AtlassianError):
+        core.runner.run("jobA", job, time_left=lambda: PLENTY)
+    core.atlassian.list_available = False
+    failed = core.runner.run("jobA", job, time_left=lambda: PLENTY)
+    assert failed.status == "failed" and failed.files[0].errorCode == "link_outcome_unknown"
+
+    core.atlassian.list_available = True
+    retried(core, "jobA")
+    record = core.runner.run("jobA", job, time_left=lambda: PLENTY)
+
+    [attachment] = core.atlassian.attachments[OBJECT]  # one copy, whichever way
+    assert record.status == "succeeded" and record.files[0].attachmentId == attachment.id
+    if source == "jira":
+        assert core.pairs.claims[("10001", OBJECT)].attachment_id == attachment.id

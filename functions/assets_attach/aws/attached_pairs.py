@@ -74,9 +74,10 @@ class AttachedPairs:
         self._table = table
 
     def claim(self, jira_attachment_id: str, object_id: str, holder: str) -> PairClaim:
-        """The pair for ``holder`` (renewed if it holds it already), unless it is attached, another holder's claim
-        is alive, or a lost link waits to be settled: then that claim, as it stands (adopt its attachment, settle
-        its lost link, or wait with ``busy()``)."""
+        """The pair for ``holder`` (renewed if it holds it already, its own lost link cleared: a holder settles its
+        own link from its job record before it claims), unless it is attached, another holder's claim is alive, or
+        a lost link waits to be settled: then that claim, as it stands (adopt its attachment, settle its lost
+        link, or wait with ``busy()``)."""
         key = _key(jira_attachment_id, object_id)
         now = int(time.time())
         unattached = Attr("attachmentId").not_exists()

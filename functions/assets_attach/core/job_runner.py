@@ -226,8 +226,9 @@ class JobRunner:
         time_left: Callable[[], float],
     ) -> None:
         holder = ledger.holder
-        # This job's own interrupted link first: its copy may exist whoever holds the pair's claim by now.
-        if state.status == "linking" and self._recovered(ledger, object_id, wanted, state):
+        # This job's own interrupted link first (a redelivery, or a retry of the pair it failed): its copy may exist
+        # whoever holds the pair's claim by now.
+        if state.link_sent and self._recovered(ledger, object_id, wanted, state):
             return
         if wanted.jiraAttachmentId and self._settled_by_claim(ledger, object_id, wanted.jiraAttachmentId):
             return
