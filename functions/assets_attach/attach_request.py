@@ -9,11 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from .atlassian.jira_client import JIRA_ATTACHMENT_ID
-from .aws.s3_source import parse_s3_uri
 from .errors import BadRequestError
 from .filenames import check_filename
 from .object_ids import MAX_OBJECTS, listed_items, parse_object_ids, parse_object_keys
+from .sources import JIRA_ATTACHMENT_ID, parse_s3_uri
 
 MAX_FILES = 20
 MAX_PAIRS = 50  # (file, object) pairs per request

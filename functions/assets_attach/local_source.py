@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aws.s3_source import CHUNK_SIZE
 from .errors import SourceNotFoundError
+from .sources import READ_CHUNK_BYTES
 
 
 @dataclass(frozen=True)
@@ -32,5 +32,5 @@ class LocalFile:
     def chunks(self, start: int = 0) -> Iterator[bytes]:
         with self.path.open("rb") as f:
             f.seek(start)
-            while chunk := f.read(CHUNK_SIZE):
+            while chunk := f.read(READ_CHUNK_BYTES):
                 yield chunk

@@ -16,8 +16,8 @@ import boto3
 import requests
 from boto3.s3.transfer import TransferConfig
 
-from assets_attach.aws.s3_source import parse_s3_uri
 from assets_attach.runtime import get_runtime
+from assets_attach.sources import parse_s3_uri
 
 
 def main() -> int:

@@ -16,7 +16,6 @@ from assets_attach.atlassian.media_api import UploadedMedia, confirmed_size
 from assets_attach.atlassian.multipart import MultipartBody, ascii_fallback
 from assets_attach.atlassian.secret import SecretSource, parse_secret
 from assets_attach.atlassian.url_policy import check_media_base_url
-from assets_attach.aws.s3_source import parse_s3_uri
 from assets_attach.content_types import resolve_content_type
 from assets_attach.errors import (
     AtlassianAuthError,
@@ -29,6 +28,7 @@ from assets_attach.errors import (
 from assets_attach.integrity import StreamCheck, md5_from_etag
 from assets_attach.object_ids import normalize_object_id, normalize_object_key
 from assets_attach.settings import Settings
+from assets_attach.sources import parse_s3_uri
 
 
 def _workspace() -> str:

@@ -28,14 +28,13 @@ from ..errors import (
     SourceNotFoundError,
 )
 from ..jobs import JobFile, assets_name
+from ..sources import JIRA_ATTACHMENT_ID, READ_CHUNK_BYTES
 from .http_session import REDIRECTS, reply_json, send
 from .routes import Routes, explain_refusal
 from .secret import AtlassianSecret, SecretSource, with_fresh_secret
 from .url_policy import UnsafeUrlError, shown_url, vet_credential_url
 
 T = TypeVar("T")
-JIRA_ATTACHMENT_ID = re.compile(r"[1-9][0-9]{0,18}")
-CHUNK_SIZE = 1024 * 1024
 # Jira Cloud has answered 406 to ``Accept: application/json`` on attachment content (python jira client, commit
 # 4549cd5; JiraPS issue 459): the content and the media redirect are asked for with any type.
 CONTENT_ACCEPT = {"Accept": "*/*"}
@@ -88,7 +87,7 @@ class JiraSource:
                     retryable=True,
                 )
             skip = start - begins if start else 0
-            for chunk in response.iter_content(CHUNK_SIZE):
+            for chunk in response.iter_content(READ_CHUNK_BYTES):
                 if skip:
                     dropped, chunk = chunk[:skip], chunk[skip:]
                     skip -= len(dropped)

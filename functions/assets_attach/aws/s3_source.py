@@ -28,9 +28,9 @@ from ..errors import (
 from ..integrity import Check, client_checksum, md5_from_etag
 from ..jobs import JobFile
 from ..pins import pin_for
+from ..sources import READ_CHUNK_BYTES
 from .aws_calls import aws_call, error_code
 
-CHUNK_SIZE = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket"}
 _DENIED = {"403", "AccessDenied", "AllAccessDisabled"}
 _CHANGED = {"412", "PreconditionFailed"}
@@ -87,7 +87,7 @@ class S3Object:
         )
 
     def chunks(self, start: int = 0) -> Iterator[bytes]:
-        """The pinned content from byte ``start`` on, in chunks of CHUNK_SIZE as they arrive. Read whole, its
+        """The pinned content from byte ``start`` on, in chunks of READ_CHUNK_BYTES as they arrive. Read whole, its
         full-object checksum is verified as it streams (a range has none to verify)."""
         span = {"Range": f"bytes={start}-"} if start else {}
         refusal = partial(_translate, uri=self.uri, step="s3-read", pinned=True)
@@ -99,7 +99,7 @@ class S3Object:
 
     def _read(self, body: Any) -> Iterator[bytes]:
         try:
-            yield from body.iter_chunks(CHUNK_SIZE)
+            yield from body.iter_chunks(READ_CHUNK_BYTES)
         except FlexibleChecksumError as e:
             raise IntegrityError(
                 f"the bytes read from {self.uri} do not match its {self.verified_checksum} checksum", step="s3-read"
@@ -171,12 +171,3 @@ class S3Source:
         with aws_call(f"cannot reach S3 for {uri}", "s3-head", refusal=refusal, name_error=True):
             reply: dict[str, Any] = self._client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **pin)
         return reply
-
-
-def parse_s3_uri(uri: str, field: str = "s3Uri") -> tuple[str, str]:
-    """``s3://bucket/path/file.pdf`` → ``("bucket", "path/file.pdf")``."""
-    prefix = "s3://"
-    bucket, _, key = uri[len(prefix) :].partition("/") if uri.startswith(prefix) else ("", "", "")
-    if not bucket or not key:
-        raise BadRequestError("must look like s3://bucket/path/file", field=field)
-    return bucket, key

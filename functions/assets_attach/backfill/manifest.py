@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..atlassian.jira_client import JIRA_ATTACHMENT_ID
 from ..attach_request import MAX_KEY_BYTES, AttachRequestBody
-from ..aws.s3_source import parse_s3_uri
 from ..errors import BadRequestError
 from ..filenames import check_filename
 from ..object_ids import normalize_object_id, normalize_object_key
+from ..sources import JIRA_ATTACHMENT_ID, parse_s3_uri
 
 COLUMNS = ("source", "objectId", "objectKey", "filename", "comment")
 BadKind = Literal["invalid", "duplicate"]

@@ -20,7 +20,6 @@ from .. import __version__
 from ..atlassian.auth_diagnosis import diagnose_refusal, probe_access
 from ..atlassian.routes import tenant_cloud_id
 from ..atlassian.url_policy import check_media_base_url, require_secure_url
-from ..aws.s3_source import parse_s3_uri
 from ..backfill.dry_run import StackChecker, dry_run
 from ..backfill.manifest import BadRow, checked_rows, scan
 from ..backfill.prefix import default_manifest, write_prefix_manifest
@@ -41,6 +40,7 @@ from ..local_source import LocalFile
 from ..object_ids import normalize_object_id, normalize_object_key
 from ..runtime import Runtime, get_runtime
 from ..settings import Settings
+from ..sources import parse_s3_uri
 from ..stack_api import RemoteJob, StackApi, StackTarget, stack_target
 
 
