@@ -264,21 +264,26 @@ def test_a_pair_another_job_holds_waits_while_the_jobs_other_pairs_are_attached(
     assert (done.files[0].attachmentId, done.files[0].attachedBy, done.files[0].waitingFor) == ("77", "jobA", None)
 
 
+def lose_the_next_link_reply(core: JobCore, link_made: bool) -> None:
+    """The next link's reply is lost: after the link was made (``link_made``), or on its way, before it."""
+    if link_made:
+        core.atlassian.lose_next_link_reply = True
+        return
+
+    def lost_on_the_way() -> None:
+        core.atlassian.on_link = None
+        raise AtlassianError("cannot reach Atlassian (ConnectionError)", step="link", retryable=True)
+
+    core.atlassian.on_link = lost_on_the_way
+
+
 @pytest.mark.parametrize("link_made", [True, False], ids=["the lost link had attached it", "it had not"])
 def test_a_claim_whose_link_outcome_is_unknown_is_settled_by_the_next_job_not_released(link_made: bool) -> None:
     """Issue 18 §2: after a lost link reply, the job that gives up leaves the claim with its lost link; the next
     job settles it (list, marker, generation ring): adopts the copy, or links once."""
     core = JobCore()
     job = jira_job(core, "10001")
-    if link_made:
-        core.atlassian.lose_next_link_reply = True
-    else:
-
-        def lost_on_the_way() -> None:
-            core.atlassian.on_link = None
-            raise AtlassianError("cannot reach Atlassian (ConnectionError)", step="link", retryable=True)
-
-        core.atlassian.on_link = lost_on_the_way
+    lose_the_next_link_reply(core, link_made)
     with pytest.raises(AtlassianError):
         core.runner.run("jobA", job, time_left=lambda: PLENTY)
     core.atlassian.list_available = False  # A's retry cannot tell what its lost link did: the pair fails
@@ -355,15 +360,7 @@ def test_a_retried_pair_whose_link_outcome_was_unknown_finds_out_before_it_links
     once where it made none; never a second copy."""
     core = JobCore()
     job = jira_job(core, "10001") if source == "jira" else spec(core, ("a.txt", b"aaa"))
-    if link_made:
-        core.atlassian.lose_next_link_reply = True
-    else:
-
-        def lost_on_the_way() -> None:
-            core.atlassian.on_link = None
-            raise AtlassianError("cannot reach Atlassian (ConnectionError)", step="link", retryable=True)
-
-        core.atlassian.on_link = lost_on_the_way
+    lose_the_next_link_reply(core, link_made)
     with pytest.raises(AtlassianError):
         core.runner.run("jobA", job, time_left=lambda: PLENTY)
     core.atlassian.list_available = False
