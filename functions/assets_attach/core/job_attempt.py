@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
@@ -30,6 +30,7 @@ from ..jobs import JobMessage
 from ..observability import logger, metrics
 from . import retry_policy
 from .job_runner import count_failure
+from .ports import RunOnce, SendJob
 from .s3_drop import Decision as DropDecision
 
 
@@ -95,19 +96,6 @@ def named(caught: BaseException) -> str:
     """An error as a reason may name it: an AttachError by its text, anything else by its type (its text may hold
     data)."""
     return str(caught) if isinstance(caught, AttachError) else type(caught).__name__
-
-
-class RunOnce(Protocol):
-    """Runs the job once, one invocation at a time (Runtime.run_job_once); raises a retryable AttachError to be
-    tried again, IdempotencyAlreadyInProgressError while another invocation runs it."""
-
-    def __call__(self, *, job: JobMessage, time_left: Callable[[], float]) -> object: ...
-
-
-class SendJob(Protocol):
-    """Queues a job message (the job queue's ``send``)."""
-
-    def __call__(self, message: JobMessage, *, delay_seconds: int = 0) -> None: ...
 
 
 @dataclass(frozen=True)

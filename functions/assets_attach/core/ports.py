@@ -139,3 +139,16 @@ class ChunkedMediaPort(Protocol):
         resume: ChunkedUpload | None = None,
         listener: UploadListener | None = None,
     ) -> UploadedMedia: ...
+
+
+class RunOnce(Protocol):
+    """Runs the job once, one invocation at a time (Runtime.run_job_once); raises a retryable AttachError to be
+    tried again, IdempotencyAlreadyInProgressError while another invocation runs it."""
+
+    def __call__(self, *, job: JobMessage, time_left: Callable[[], float]) -> object: ...
+
+
+class SendJob(Protocol):
+    """Queues a job message (the job queue's ``send``)."""
+
+    def __call__(self, message: JobMessage, *, delay_seconds: int = 0) -> None: ...
