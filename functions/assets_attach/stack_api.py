@@ -144,6 +144,11 @@ class StackApi:
         reply = self._call("GET", f"/attachments/jobs/{quote(job_id, safe='')}")
         return _parse(RemoteJob, reply, "GET /attachments/jobs/{jobId}")
 
+    def retry_job(self, job_id: str) -> JobAccepted:
+        """``POST /attachments/jobs/{jobId}/retry``: the failed job queued again, its failed pairs only."""
+        reply = self._call("POST", f"/attachments/jobs/{quote(job_id, safe='')}/retry")
+        return _parse(JobAccepted, reply, "POST /attachments/jobs/{jobId}/retry")
+
     def list_jobs(self, *, limit: int | None = None, cursor: str | None = None, **filters: str | None) -> JobPage:
         """``GET /attachments/jobs?issueKey=&objectId=&bucket=&key=&status=&limit=&cursor=``, newest first."""
         params = {name: value for name, value in filters.items() if value}

@@ -232,6 +232,31 @@ def test_status_prints_the_job_and_exits_by_its_state(
     assert_no_secret(stack, queued.stdout, succeeded.stdout, missing.stderr, wrong_token.stderr)
 
 
+def test_retry_runs_a_failed_job_again_once_its_cause_is_fixed(
+    stack: LocalStack, local_api: LocalApi, worker: LocalWorker
+) -> None:
+    """``assets-attach retry JOB_ID``: the object was created after the job failed; the retry attaches the file.
+    A job that is not failed is refused with the API's reason."""
+    stack.put("attachments/a.txt", b"a")
+    body = {"objectId": "4321", "s3Uri": f"s3://{stack.bucket}/attachments/a.txt"}  # no such object yet
+    job_id = post(local_api.url, stack, body).json()["jobId"]
+    worker.drain()
+    failed = run_cli("status", job_id, env=api_env(stack, local_api))
+    assert failed.returncode == 1 and json.loads(failed.stdout)["status"] == "failed"
+
+    stack.sim.add_object("4321", "HW-4321")
+    retried = run_cli("retry", job_id, env=api_env(stack, local_api))
+    worker.drain()
+    done = run_cli("status", job_id, env=api_env(stack, local_api))
+    again = run_cli("retry", job_id, env=api_env(stack, local_api))
+
+    assert retried.returncode == 0 and json.loads(retried.stdout)["jobId"] == job_id, retried.stderr
+    assert done.returncode == 0 and json.loads(done.stdout)["files"][0]["status"] == "attached"
+    assert [a.filename for a in stack.sim.attachments("4321")] == ["a.txt"]
+    assert again.returncode == 1 and "HTTP 409 not_retryable" in again.stderr
+    assert_no_secret(stack, retried.stdout, retried.stderr, again.stderr)
+
+
 def test_a_stack_is_found_by_its_name(stack: LocalStack, local_api: LocalApi, worker: LocalWorker) -> None:
     """--stack NAME: the API from the stack's WebhookUrl output, the token from the secret its outputs name."""
     template = {

@@ -280,6 +280,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return STATUS_EXIT[job.status]
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    accepted = StackApi(_target(args)).retry_job(args.job_id)
+    print(json.dumps(accepted.model_dump(exclude_none=True), ensure_ascii=False, indent=2))
+    return 0
+
+
 def _job_line(job: RemoteJob) -> str:
     attached = sum(f.status == "attached" for f in job.files)
     failed = sum(f.status == "failed" for f in job.files)
@@ -433,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("job_id", metavar="JOB_ID")
     _add_stack_argument(status)
     status.set_defaults(run=cmd_status)
+
+    retry = commands.add_parser(
+        "retry", help="run a failed job of the deployed stack again: its failed pairs only, what it attached stays"
+    )
+    retry.add_argument("job_id", metavar="JOB_ID")
+    _add_stack_argument(retry)
+    retry.set_defaults(run=cmd_retry)
 
     jobs = commands.add_parser("jobs", help="list the deployed stack's jobs, newest first")
     jobs.add_argument("--issue-key", help="jobs of this Jira issue")
