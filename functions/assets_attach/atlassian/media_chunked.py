@@ -9,8 +9,8 @@ the upload. The media id it answers is linked (step 3) exactly as one from the s
   thread that reads the source.
 - Memory is bounded by ``chunk_size * (concurrency + 1)`` plus one source block: ``concurrency`` chunks in flight
   and the next one read ahead, so that a slot that frees starts its PUT without waiting for the source.
-- The upload's resume point is a ``jobs.ChunkedUpload``; the caller's :class:`UploadListener` hears each new one to
-  persist it. Each chunk is reported sent once it and every chunk before it were accepted, so that a failure or a
+- The upload's resume point is a ``job_record.ChunkedUpload``; the caller's :class:`UploadListener` hears each new
+  one to persist it. Each chunk is reported sent once it and every chunk before it were accepted, so that a failure or a
   crash re-sends at most the chunks in flight; appends follow in file order in batches (``APPEND_BATCH_BYTES``, at
   most 8 calls per GiB), one at a time on a thread of their own: chunks keep flowing while an append is in flight.
   A later call resumes from the point: the chunks sent but not appended are appended by their etags, without
